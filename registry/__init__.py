@@ -1,0 +1,35 @@
+"""A GitOps registry and CI workflow for LoRA adapters.
+
+Everything the `registry` CLI does is callable from Python, so CI, tests and users share one
+path. Heavy modules (torch, transformers) are imported lazily on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "Spec": "registry.spec",
+    "load_spec": "registry.spec",
+    "parse_spec": "registry.spec",
+    "json_schema": "registry.spec",
+    "validate": "registry.validate",
+    "resolve_base_model": "registry.models",
+    "fingerprint": "registry.fingerprint",
+    "InvalidInput": "registry.errors",
+    "GateFailed": "registry.errors",
+    "Conflict": "registry.errors",
+    "RegistryError": "registry.errors",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'registry' has no attribute {name!r}")

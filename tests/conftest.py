@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated cache, the tiny model, and a toy registry repo on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+TOY_SPEC = """\
+name: toy
+version: 1.0.0
+description: Animal sounds, a toy task the tiny model learns in a few steps
+base_model: builtin:tiny-llama
+method: lora
+lora: {{r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, k_proj, v_proj, o_proj]}}
+data:
+  format: chat
+  train: datasets/toy/train.jsonl
+  eval: datasets/toy/eval.jsonl
+  system_prompt: Answer with the sound the animal makes.
+training: {{max_steps: {max_steps}, learning_rate: 5.0e-3, batch_size: 8, max_seq_len: 128, seed: 0, warmup_ratio: 0.0}}
+eval:
+  metrics: [exact_match]
+  max_new_tokens: 8
+  few_shot: 0
+  gate:
+    - {{metric: exact_match, min_delta_vs_base: 0.2}}
+"""
+
+SOUNDS = {"cat": "meow", "dog": "woof", "cow": "moo", "duck": "quack"}
+
+
+def toy_records(n: int, seed: int, offset: int = 0) -> list[dict]:
+    """Distinct prompts ("<adjective> <animal> #<k>") whose answer depends only on the animal."""
+    rng = random.Random(seed)
+    adjectives = ["big", "small", "old", "young", "happy", "sleepy", "brown", "white"]
+    records = []
+    for i in range(n):
+        animal = rng.choice(sorted(SOUNDS))
+        prompt = f"{rng.choice(adjectives)} {animal} #{offset + i}"
+        records.append(
+            {
+                "id": f"toy-{offset + i}",
+                "messages": [
+                    {"role": "user", "content": prompt},
+                    {"role": "assistant", "content": SOUNDS[animal]},
+                ],
+            }
+        )
+    return records
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def registry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Isolate the artifact cache per test session; keep converted models if the user set one.
+
+    REGISTRY_TEST_MODEL_CACHE lets slow tests reuse the converted SmolLM2 across runs.
+    """
+    cache = tmp_path_factory.mktemp("registry-cache")
+    shared_models = os.environ.get("REGISTRY_TEST_MODEL_CACHE")
+    if shared_models:
+        Path(shared_models).mkdir(parents=True, exist_ok=True)
+        (cache / "models").symlink_to(Path(shared_models).resolve())
+    os.environ["REGISTRY_CACHE"] = str(cache)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_model(registry_cache):
+    from registry.models import resolve_base_model
+
+    return resolve_base_model("builtin:tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model):
+    from registry.models import load_tokenizer
+
+    return load_tokenizer(tiny_model)
+
+
+@pytest.fixture
+def toy_repo(tmp_path: Path) -> Path:
+    """A registry repo folder (no git) with adapters/toy and its datasets."""
+    root = tmp_path / "repo"
+    spec_dir = root / "adapters" / "toy"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "adapter.yaml").write_text(TOY_SPEC.format(max_steps=30))
+    write_jsonl(root / "datasets/toy/train.jsonl", toy_records(64, seed=1))
+    write_jsonl(root / "datasets/toy/eval.jsonl", toy_records(16, seed=2, offset=1000))
+    return root
