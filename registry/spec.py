@@ -49,12 +49,12 @@ class LoraConfig(_Strict):
 
     r: int = Field(8, ge=1, le=1024, description="LoRA rank")
     alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
-    dropout: float = Field(0.05, ge=0, lt=1)
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
     target_modules: list[str] | Literal["all-linear"] = Field(
         default=["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1
     )
-    bias: Literal["none", "all", "lora_only"] = "none"
-    use_rslora: bool = False
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="train biases too")
+    use_rslora: bool = Field(False, description="rank-stabilised scaling alpha/sqrt(r)")
 
 
 class QuantizationConfig(_Strict):
@@ -69,7 +69,11 @@ class QuantizationConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    format: Literal["chat", "completion", "alpaca"]
+    """Where the examples are and how they are formatted (see registry/data.py)."""
+
+    format: Literal["chat", "completion", "alpaca"] = Field(
+        description="record format of the JSONL files"
+    )
     train: str = Field(description="JSONL path relative to the repo root")
     eval: str | None = Field(None, description="JSONL path relative to the repo root")
     system_prompt: str | None = Field(
@@ -97,6 +101,8 @@ class DataConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    """The training recipe. Everything here is part of the fingerprint."""
+
     epochs: float | None = Field(None, gt=0, le=1000)
     max_steps: int | None = Field(None, ge=1)
     learning_rate: float = Field(2e-4, gt=0, le=1)
@@ -143,6 +149,8 @@ class GateRule(_Strict):
 
 
 class EvalConfig(_Strict):
+    """Metrics, the gate, and generation settings for `registry eval`."""
+
     metrics: list[Literal[METRICS]] = Field(  # type: ignore[valid-type]
         default=["exact_match"], min_length=1
     )
@@ -177,6 +185,8 @@ class EvalConfig(_Strict):
 
 
 class PublishConfig(_Strict):
+    """Where `registry sync` publishes (default repo: <store org>/<name>)."""
+
     repo: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
     private: bool = True
     tags: list[str] = Field(default_factory=list)
@@ -185,13 +195,15 @@ class PublishConfig(_Strict):
 class Spec(_Strict):
     """An adapter spec. Paths in `data` are relative to the registry repo root."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="equals the folder name under adapters/")
     version: str = Field(pattern=SEMVER_PATTERN, description="semver; main's value is current")
-    description: str = ""
+    description: str = Field("", description="one line for the model card")
     base_model: str = Field(
         description="builtin:<name> or <org>/<model>@<40-hex commit> (pinned)",
     )
-    method: Literal["lora", "qlora", "dora"] = "lora"
+    method: Literal["lora", "qlora", "dora"] = Field(
+        "lora", description="qlora = 4-bit base (bitsandbytes); dora = weight-decomposed LoRA"
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     quantization: QuantizationConfig | None = None
     data: DataConfig

@@ -141,3 +141,10 @@ def test_json_schema_matches_the_model():
     assert set(schema["required"]) == {"name", "version", "base_model", "data"}
     json.dumps(schema)  # serialisable
     assert set(schema["properties"]) == set(Spec.model_fields)
+
+
+def test_docs_spec_reference_is_generated_from_the_model():
+    from registry.specdoc import render
+
+    committed = (Path(__file__).parents[1] / "docs" / "spec.md").read_text()
+    assert committed == render(), "docs/spec.md is stale: python -m registry.specdoc > docs/spec.md"
