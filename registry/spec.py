@@ -181,6 +181,13 @@ class EvalConfig(_Strict):
         for rule in self.gate:
             if rule.metric not in (*self.metrics, "general_drift"):
                 raise ValueError(f"gate metric {rule.metric!r} is not listed in eval.metrics")
+            if rule.min_delta_vs_prompt is not None and self.few_shot == 0:
+                raise ValueError(
+                    "min_delta_vs_prompt needs the prompt baseline: set eval.few_shot >= 1"
+                )
+            deltas = (rule.min_delta_vs_base, rule.min_delta_vs_prompt)
+            if rule.metric == "general_drift" and any(d is not None for d in deltas):
+                raise ValueError("general_drift is bounded with min/max, not deltas")
         return self
 
 

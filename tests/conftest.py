@@ -12,7 +12,7 @@ import pytest
 TOY_SPEC = """\
 name: toy
 version: 1.0.0
-description: Animal sounds, a toy task the tiny model learns in a few steps
+description: Animal sounds; the tiny random model lowers its loss on them in a few steps
 base_model: builtin:tiny-llama
 method: lora
 lora: {{r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, k_proj, v_proj, o_proj]}}
@@ -23,11 +23,11 @@ data:
   system_prompt: Answer with the sound the animal makes.
 training: {{max_steps: {max_steps}, learning_rate: 5.0e-3, batch_size: 8, max_seq_len: 128, seed: 0, warmup_ratio: 0.0}}
 eval:
-  metrics: [exact_match]
+  metrics: [exact_match, loss]
   max_new_tokens: 8
   few_shot: 0
   gate:
-    - {{metric: exact_match, min_delta_vs_base: 0.2}}
+    - {{metric: loss, min_delta_vs_base: 0.1}}
 """
 
 SOUNDS = {"cat": "meow", "dog": "woof", "cow": "moo", "duck": "quack"}
@@ -70,7 +70,6 @@ def registry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Path(shared_models).mkdir(parents=True, exist_ok=True)
         (cache / "models").symlink_to(Path(shared_models).resolve())
     os.environ["REGISTRY_CACHE"] = str(cache)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return cache
 

@@ -1,0 +1,200 @@
+"""The store protocol: where published adapter versions live. Two backends honour it:
+`hf://ORG` (the Hugging Face Hub, registry/store/hub.py) and `file:///path` (registry/store/local.py).
+
+Semantics (DESIGN.md, "Store semantics"), the same for both backends:
+- one repo per adapter; a version is one atomic commit holding exactly the files given
+  (adapter_model.safetensors, adapter_config.json, README.md, registry.json), tagged v<version>;
+  a commit without its tag is not a version; tags never move; a version never changes content;
+- `publish` is idempotent: the same version with the same fingerprint is a no-op ("exists"),
+  the same version with another fingerprint is a Conflict (exit 4). Concurrent publishers of the
+  same content: exactly one version, no error for the loser;
+- the current version is a pointer (the Hub repo's `main` branch holds a commit whose files equal
+  the current version's); `retire` marks the adapter retired, its versions stay pullable.
+Transient failures (5xx, 429, resets, timeouts) are retried with backoff inside the backends;
+when retries are spent they raise registry.errors.StoreError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from registry.errors import InvalidInput, StoreError
+from registry.semver import parse_version
+
+# Files a version may hold. Anything else (a pickle adapter_model.bin, *.pt, ...) is refused.
+ALLOWED_FILES = frozenset(
+    {"adapter_model.safetensors", "adapter_config.json", "README.md", "registry.json"}
+)
+MANIFEST = "registry.json"  # provenance + {"files": {name: sha256}} of every other file
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    version: str
+    commit: str
+    fingerprint: str | None = None
+    created_at: str | None = None  # ISO 8601, UTC
+    gate_passed: bool | None = None
+    current: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PublishResult:
+    status: str  # "published" | "exists"
+    version: str
+    commit: str
+
+
+class Store(Protocol):
+    url: str
+
+    def list_adapters(self) -> list[str]:
+        """Every adapter that has a repo in the store (retired ones included)."""
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Published versions, sorted by semver ascending; [] when the adapter is unknown."""
+
+    def current(self, name: str) -> str | None:
+        """The version the current pointer holds, None when unset or retired."""
+
+    def is_retired(self, name: str) -> bool: ...
+
+    def publish(
+        self, name: str, version: str, files: dict[str, bytes], *, private: bool = True
+    ) -> PublishResult:
+        """Atomically create version `version` holding exactly `files` (name -> bytes).
+        files[MANIFEST] is JSON with at least "fingerprint"."""
+
+    def download(self, name: str, version: str, dest: Path) -> str:
+        """Write the files of `version` into the empty folder `dest`; return its commit.
+        No verification here: registry.pull verifies every sha256 before anything is used."""
+
+    def set_current(self, name: str, version: str) -> bool:
+        """Point current at a published version; False when it already was."""
+
+    def retire(self, name: str) -> bool:
+        """Mark retired (current unset); False when it already was."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_fingerprint(files: dict[str, bytes]) -> str | None:
+    try:
+        return json.loads(files[MANIFEST]).get("fingerprint")
+    except (KeyError, ValueError, AttributeError):
+        return None
+
+
+# ---- helpers shared by the backends (validation, manifest reading, retries) ----
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # == spec.NAME_PATTERN; also safe as a path part
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidInput(f"{name!r} is not a valid adapter name ([a-z0-9][a-z0-9-]{{1,62}})")
+    return name
+
+
+def check_version(version: str) -> str:
+    """A semver string, which is also safe as a path part and a git ref name."""
+    if not isinstance(version, str) or version != version.strip():
+        raise InvalidInput(f"{version!r} is not a semantic version (e.g. 1.2.0)")
+    parse_version(version)
+    return version
+
+
+def is_valid_name(name: str) -> bool:
+    return isinstance(name, str) and bool(NAME_RE.match(name))
+
+
+def is_valid_version(version: str) -> bool:
+    try:
+        check_version(version)
+    except InvalidInput:
+        return False
+    return True
+
+
+def check_files(files: dict[str, bytes]) -> str:
+    """Refuse anything but the allowed files; return the manifest's fingerprint."""
+    unexpected = sorted(set(files) - ALLOWED_FILES)
+    if unexpected:
+        raise InvalidInput(f"refusing to publish unexpected files {unexpected}")
+    if not all(isinstance(data, bytes) for data in files.values()):
+        raise InvalidInput("file contents must be bytes")
+    fingerprint = manifest_fingerprint(files)
+    if not fingerprint:
+        raise InvalidInput(f"{MANIFEST} is missing or has no 'fingerprint'")
+    return fingerprint
+
+
+def version_info(name: str, version: str, commit: str, manifest: dict | None) -> VersionInfo:
+    """VersionInfo from a version's registry.json (keys written by registry.publish)."""
+    m = manifest if isinstance(manifest, dict) else {}
+    gate = (m.get("eval") or {}).get("gate") or m.get("gate") or {}
+    passed = gate.get("passed") if isinstance(gate, dict) else None
+    return VersionInfo(
+        name=name,
+        version=version,
+        commit=commit,
+        fingerprint=m.get("fingerprint"),
+        created_at=m.get("published_at") or m.get("created_at"),
+        gate_passed=passed if isinstance(passed, bool) else None,
+    )
+
+
+def sort_versions(infos: list[VersionInfo]) -> list[VersionInfo]:
+    return sorted(infos, key=lambda info: parse_version(info.version))
+
+
+T = TypeVar("T")
+
+
+def retry_call(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    is_transient: Callable[[BaseException], bool],
+    retries: int,
+    backoff: float,
+    max_wait: float,
+    retry_after: Callable[[BaseException], float | None] = lambda err: None,
+) -> T:
+    """Call `fn`, retrying transient failures with exponential backoff and jitter.
+
+    Jitter spreads concurrent publishers apart; a server's Retry-After is honoured up to
+    `max_wait`. When the retries are spent: StoreError, one line, naming what failed.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            if attempt == retries:
+                detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                raise StoreError(
+                    f"{what} failed after {retries + 1} attempts ({type(err).__name__}: {detail})"
+                ) from err
+            delay = min(max_wait, backoff * 2**attempt)
+            delay = delay / 2 + random.uniform(0, delay / 2)
+            hinted = retry_after(err)
+            if hinted is not None:
+                delay = max(delay, min(hinted, max_wait))
+            time.sleep(delay)
+    raise AssertionError("unreachable")
