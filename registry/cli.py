@@ -75,6 +75,8 @@ def validate(paths: tuple[Path, ...], no_tokens: bool, show_example: int | None,
         _show_example(targets, show_example)
         return
     results = run_validate(targets, check_tokens=not no_tokens)
+    if not results:
+        click.echo("no adapter specs under adapters/*/adapter.yaml (an empty registry)", err=True)
     if as_json:
         click.echo(
             json.dumps(
@@ -142,6 +144,265 @@ def schema(out: Path | None) -> None:
         out.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+def _store(url: str | None):
+    from registry.store import open_store
+
+    return open_store(url)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: runs/NAME).")
+@click.option("--max-steps", type=int, help="Override: stop after N steps (smoke runs).")
+@click.option("--seed", type=int, help="Override the spec's seed.")
+@click.option("--base-model", "base_model", help="Override the base model ref (smoke runs).")
+@click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint.")
+@click.option("--nproc", type=int, default=1, show_default=True, help="DDP processes (torchrun).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
+    """Train the adapter NAME (LoRA, QLoRA or DoRA, as its spec says).
+
+    \b
+    Writes adapter_model.safetensors, adapter_config.json, registry.json (provenance and
+    training metrics), training_log.jsonl and loss.png. A spec whose fingerprint was
+    trained before is returned from the cache at once. Overrides are recorded, and an
+    output made with overrides cannot be published.
+    Examples:
+      registry train ticket-json
+      registry train ticket-json --max-steps 5 --base-model builtin:tiny-llama   # smoke run
+      registry train ticket-json --resume                                        # after a crash
+    """
+    from registry.train import train as run_train
+
+    spec = _load(name)
+    result = run_train(
+        spec,
+        out or Path("runs") / spec.name,
+        max_steps=max_steps,
+        seed=seed,
+        base_model=base_model,
+        resume=resume,
+        nproc=nproc,
+        progress=not quiet,
+    )
+    how = "reused from cache" if result.cached else "trained"
+    click.echo(f"{spec.name} {spec.version}: {how} -> {result.adapter_dir}")
+    click.echo(f"fingerprint {result.fingerprint}")
+
+
+@cli.command("eval")
+@click.argument("name")
+@click.option("--adapter", "adapter", required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default: --adapter).")
+@click.option("--limit", type=int, help="Evaluate the first N items only.")
+@click.option("--base-model", "base_model", help="Override the base model ref (smoke runs).")
+@click.option("--previous", type=click.Path(path_type=Path), help="Previous version's folder.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def eval_(name, adapter, out, limit, base_model, previous, quiet):
+    """Evaluate NAME's adapter vs the base model and the prompt-only baseline, then gate.
+
+    \b
+    Writes report.json, report.md (the PR comment), junit.xml and metrics.png.
+    Exit 0 when the gate passes, 3 when it fails.
+    Examples:
+      registry eval ticket-json --adapter runs/ticket-json
+      registry eval ticket-json --adapter runs/ticket-json --limit 32 --out /tmp/report
+    """
+    from registry.errors import GateFailed
+    from registry.evaluate import evaluate
+
+    spec = _load(name)
+    report = evaluate(
+        spec,
+        adapter,
+        out=out,
+        limit=limit,
+        base_model=base_model,
+        previous_adapter_dir=previous,
+        progress=not quiet,
+    )
+    click.echo(report.summary())
+    if not report.passed:
+        raise GateFailed(
+            f"{spec.name} {spec.version}: gate failed (see {out or adapter}/report.md)"
+        )
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--adapter", required=True, type=click.Path(path_type=Path))
+@click.option("--store", "store_url", help=STORE_HELP)
+def publish(name, adapter, store_url):
+    """Publish NAME's evaluated adapter as an immutable version.
+
+    \b
+    Needs a passing report from `registry eval` for these exact weights. Exit 0 when published
+    or already there with the same content, 3 when the gate did not pass, 4 when the version
+    exists with other content (bump the version).
+    Example:
+      registry publish ticket-json --adapter runs/ticket-json --store hf://my-org
+    """
+    from registry.publish import publish_version
+
+    spec = _load(name)
+    result = publish_version(
+        spec.name,
+        adapter,
+        _store(store_url),
+        repo_id=spec.publish.repo,
+        private=spec.publish.private,
+    )
+    click.echo(f"{spec.name} {result.version}: {result.status} ({result.commit})")
+
+
+@cli.command()
+@click.option("--store", "store_url", help=STORE_HELP)
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--history",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Also publish versions declared by the last N merges (a burst of merges).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def sync(store_url, dry_run, quiet, history, as_json):
+    """Make the store match every spec on this checkout (run on main).
+
+    \b
+    Publishes declared versions that are missing (train + eval + gate, reusing cached
+    weights), moves each adapter's current pointer to the declared version (a revert
+    is a rollback: no training), and retires adapters whose spec was deleted.
+    Example:
+      registry sync --store hf://my-org
+    """
+    from registry.sync import sync as run_sync
+
+    actions = run_sync(_store(store_url), dry_run=dry_run, progress=not quiet, history=history)
+    if as_json:
+        click.echo(json.dumps([a.as_dict() for a in actions], indent=2))
+    else:
+        for a in actions:
+            color = {"failed": "red", "rollback": "yellow"}.get(a.action, "green")
+            version = a.declared or "-"
+            click.echo(
+                f"{a.name:<24} {version:<10} {click.style(a.action, fg=color):<18} "
+                f"{a.seconds:6.1f}s  {a.detail}"
+            )
+    failed = [a for a in actions if a.action == "failed"]
+    if failed:
+        from registry.errors import GateFailed
+
+        raise GateFailed(
+            f"{len(failed)} adapter(s) failed to sync: {', '.join(a.name for a in failed)}"
+        )
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--out", type=click.Path(path_type=Path), help="Copy the files here too.")
+@click.option("--store", "store_url", help=STORE_HELP)
+@click.option("--no-cache", is_flag=True, help="Download again even when cached.")
+@click.option("--lock", type=click.Path(path_type=Path), help="Lockfile to write or honour.")
+def pull(ref, out, store_url, no_cache, lock):
+    """Pull a published adapter: NAME@1.2.0, NAME@^1.2, NAME@~1.2.3, NAME@latest or NAME.
+
+    \b
+    A bare NAME is the store's current version (the one main declares). The version is
+    resolved to an exact commit and every file's sha256 is verified before it is used.
+    Examples:
+      registry pull ticket-json@1.2.0
+      registry pull ticket-json@^1.2 --out ./adapters/ticket-json
+      registry pull ticket-json --lock adapters.lock    # same bytes on every deploy
+    """
+    from registry.pull import pull as run_pull
+
+    pulled = run_pull(ref, _store(store_url), out=out, no_cache=no_cache, lock=lock)
+    click.echo(f"{pulled.name} {pulled.version} @ {pulled.commit} -> {pulled.path}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--store", "store_url", help=STORE_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def versions(name, store_url, as_json):
+    """List NAME's published versions (date, commit, fingerprint, gate, current).
+
+    \b
+    Example:
+      registry versions ticket-json --store file:///srv/adapters
+    """
+    from registry.pull import versions as list_versions
+
+    infos = list_versions(name, _store(store_url))
+    if as_json:
+        click.echo(json.dumps([i.as_dict() for i in infos], indent=2, default=str))
+        return
+    if not infos:
+        click.echo(f"{name}: no published versions")
+    for i in infos:
+        mark = "*" if i.current else " "
+        gate = {True: "passed", False: "failed", None: "-"}[i.gate_passed]
+        click.echo(
+            f"{mark} {i.version:<12} {str(i.created_at)[:19]:<20} {i.commit[:12]}  "
+            f"{(i.fingerprint or '')[:19]}  gate {gate}"
+        )
+
+
+@cli.command()
+@click.option(
+    "--base", "base_ref", required=True, help="Git ref to compare with (e.g. origin/main)."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON with a GitHub Actions matrix.")
+@click.option("--store", "store_url", help=STORE_HELP + " Used to recognise rollbacks.")
+def plan(base_ref, as_json, store_url):
+    """What changed vs BASE: new / retrain / bump / rollback / retire / unchanged.
+
+    \b
+    Fails (exit 2) when a spec changed without a version bump, or its version goes
+    backwards to a version that was never published.
+    Examples:
+      registry plan --base origin/main
+      registry plan --base origin/main --json    # {"matrix": {"include": [...]}, ...}
+    """
+    from registry.plan import plan as run_plan
+
+    published = None
+    if store_url or os.environ.get("REGISTRY_STORE"):
+        store = _store(store_url)
+
+        def published(name: str) -> set[str]:
+            return {v.version for v in store.versions(name)}
+
+    result = run_plan(base_ref, published=published)
+    click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
+
+
+@cli.command()
+@click.option(
+    "--workdir", type=click.Path(path_type=Path), help="Empty folder (default: a temp dir)."
+)
+@click.option(
+    "--max-steps",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Training steps per adapter version (the spec's budget in the demo).",
+)
+def demo(workdir, max_steps):
+    """The whole story end to end on the embedded SmolLM2-135M model (~15 min on 2 CPUs).
+
+    \b
+    PR adds a spec -> plan -> validate -> train -> eval -> gate -> report -> merge ->
+    sync publishes 1.0.0 -> pull by version and generate -> PR to 1.1.0 -> merge, sync ->
+    git revert -> sync rolls back to 1.0.0 in seconds -> pull shows 1.0.0.
+    """
+    from registry.demo import run_demo
+
+    run_demo(workdir, max_steps=max_steps)
 
 
 def main() -> None:

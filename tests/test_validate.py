@@ -76,9 +76,11 @@ def test_json_output_and_show_example(toy_repo: Path):
     assert proc.returncode == 2 and "has 64 examples" in proc.stderr
 
 
-def test_no_specs_is_invalid_input(tmp_path: Path):
+def test_an_empty_registry_is_valid_but_said(tmp_path: Path):
     proc = run_cli("validate", cwd=tmp_path)
-    assert proc.returncode == 2 and "no specs found" in proc.stderr
+    assert proc.returncode == 0 and "no adapter specs" in proc.stderr
+    proc = run_cli("validate", "missing", "--no-tokens", cwd=tmp_path)
+    assert proc.returncode == 2 and "spec file not found" in proc.stdout
 
 
 def test_schema_command_prints_json_schema(tmp_path: Path):
