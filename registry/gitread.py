@@ -8,6 +8,7 @@ local remote, so a repo with 1,000 specs costs what the change costs.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import subprocess
 from collections.abc import Iterable
@@ -164,7 +165,8 @@ def dvc_object_dirs(repo: Path) -> list[Path]:
     for section in remotes:
         url = config[section].get("url", "") if section.startswith("remote ") else ""
         if url and ("://" not in url or url.startswith("file://")):
-            roots.append(repo / ".dvc" / url.removeprefix("file://"))
+            # relative URLs are relative to .dvc/; `~` is expanded by DVC, so expand it too
+            roots.append(repo / ".dvc" / os.path.expanduser(url.removeprefix("file://")))
     return [d for root in roots for d in (root / "files" / "md5", root)]  # DVC 3, then DVC 2
 
 

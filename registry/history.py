@@ -1,0 +1,115 @@
+"""Main's recent history: which versions were declared, and a checkout of any of those commits.
+
+`registry sync` reconciles more than HEAD: when several merges land in a burst, CI queues one
+sync and GitHub cancels the pending runs in between, so a version declared by an intermediate
+merge would never be published. Sync therefore walks the last N first-parent commits of main
+and publishes every declared version the store is missing, from a worktree of the commit that
+declared it (data restored by DVC from the shared cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from registry.errors import RegistryError
+
+
+@dataclass(frozen=True)
+class Declared:
+    commit: str
+    name: str
+    version: str
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RegistryError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def is_git_repo(root: Path) -> bool:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True, text=True
+    )
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def declared_versions(root: Path, max_commits: int) -> list[Declared]:
+    """(commit, name, version) declared by the last `max_commits` first-parent commits that
+    touched adapters/, oldest first; only the spec files those commits changed are read."""
+    if max_commits <= 0 or not is_git_repo(root):
+        return []
+    log = _git(
+        root, "log", "--first-parent", f"-n{max_commits}", "--format=%H", "--", "adapters/"
+    ).split()
+    found: list[Declared] = []
+    for commit in reversed(log):
+        changed = _git(
+            root,
+            "diff-tree",
+            "--no-commit-id",
+            "--name-only",
+            "-r",
+            "-m",
+            "--first-parent",
+            commit,
+            "--",
+            "adapters/",
+        ).split()
+        for path in sorted(set(changed)):
+            if not path.endswith("/adapter.yaml"):
+                continue
+            proc = subprocess.run(
+                ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True
+            )
+            if proc.returncode != 0:  # deleted in this commit
+                continue
+            try:
+                data = yaml.safe_load(proc.stdout)
+                found.append(Declared(commit, str(data["name"]), str(data["version"])))
+            except (yaml.YAMLError, KeyError, TypeError):
+                continue  # an invalid historical spec was never publishable
+    return found
+
+
+@contextlib.contextmanager
+def checkout(root: Path, commit: str) -> Iterator[Path]:
+    """A temporary worktree at `commit` with its DVC data restored from root's cache."""
+    tmp = Path(tempfile.mkdtemp(prefix="registry-wt-"))
+    tree = tmp / "tree"
+    _git(root, "worktree", "add", "--detach", "-q", str(tree), commit)
+    try:
+        if (tree / "datasets.dvc").exists():
+            cache = (root / ".dvc" / "cache").resolve()
+            dvc = [sys.executable, "-m", "dvc"]
+            subprocess.run(
+                [*dvc, "cache", "dir", "--local", str(cache)],
+                cwd=tree,
+                check=True,
+                capture_output=True,
+            )
+            proc = subprocess.run(
+                [*dvc, "checkout", "-q"], cwd=tree, capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                proc = subprocess.run(
+                    [*dvc, "pull", "-q"], cwd=tree, capture_output=True, text=True
+                )
+            if proc.returncode != 0:
+                raise RegistryError(f"cannot restore data of {commit[:12]}: {proc.stderr.strip()}")
+        yield tree
+    finally:
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
