@@ -29,13 +29,33 @@ def test_every_malformed_line_is_reported_with_line_and_field(tmp_path: Path):
     path = lines(
         tmp_path / "d.jsonl",
         [
-            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                ]
+            },
             "{not json",
             {"messages": [{"role": "user", "content": "hi"}]},
-            {"messages": [{"role": "robot", "content": "x"}, {"role": "assistant", "content": "y"}]},
-            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]},
-            {"messages": [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a"}],
-             "extra": 1},
+            {
+                "messages": [
+                    {"role": "robot", "content": "x"},
+                    {"role": "assistant", "content": "y"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "  "},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "user", "content": "q2"},
+                    {"role": "assistant", "content": "a"},
+                ],
+                "extra": 1,
+            },
         ],
     )
     examples, problems = parse_examples(path, "chat")
@@ -54,7 +74,9 @@ def test_completion_and_alpaca_formats(tmp_path: Path):
     examples, problems = parse_examples(comp, "completion")
     assert examples[0].prompt == "2+2=" and examples[0].answer == "4"
     assert problems[0].field == "completion" and problems[0].line == 2
-    alp = lines(tmp_path / "a.jsonl", [{"instruction": "Translate", "input": "chat", "output": "cat"}])
+    alp = lines(
+        tmp_path / "a.jsonl", [{"instruction": "Translate", "input": "chat", "output": "cat"}]
+    )
     (ex,), problems = parse_examples(alp, "alpaca", system_prompt="Be terse.")
     assert not problems
     assert ex.messages[0] == {"role": "system", "content": "Be terse."}
@@ -66,8 +88,13 @@ def test_system_prompt_is_added_unless_the_record_has_one(tmp_path: Path):
         tmp_path / "d.jsonl",
         [
             {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
-            {"messages": [{"role": "system", "content": "own"}, {"role": "user", "content": "c"},
-                          {"role": "assistant", "content": "d"}]},
+            {
+                "messages": [
+                    {"role": "system", "content": "own"},
+                    {"role": "user", "content": "c"},
+                    {"role": "assistant", "content": "d"},
+                ]
+            },
         ],
     )
     first, second = parse_examples(path, "chat", system_prompt="spec prompt")[0]
@@ -108,9 +135,13 @@ def test_labels_cover_answer_and_eos_only(tmp_path: Path, tiny_tokenizer):
     examples, _ = parse_examples(tmp_path / "t.jsonl", "chat", "Be brief.")
     ex = examples[0]
     tok = tokenize_example(tiny_tokenizer, ex)
-    trained = [t for t, label in zip(tok.input_ids, tok.labels) if label != IGNORE_INDEX]
+    trained = [
+        t for t, label in zip(tok.input_ids, tok.labels, strict=True) if label != IGNORE_INDEX
+    ]
     assert tiny_tokenizer.decode(trained) == ex.answer + tiny_tokenizer.eos_token
-    prompt_len = len(tiny_tokenizer(render_prompt(tiny_tokenizer, ex), add_special_tokens=False)["input_ids"])
+    prompt_len = len(
+        tiny_tokenizer(render_prompt(tiny_tokenizer, ex), add_special_tokens=False)["input_ids"]
+    )
     assert tok.labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
     assert tok.labels[prompt_len:] == tok.input_ids[prompt_len:]
     # truncation keeps the alignment

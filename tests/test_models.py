@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from registry.errors import InvalidInput
-from registry.models import load_base_model, load_tokenizer, resolve_base_model, weights_sha256
+from registry.models import load_base_model, resolve_base_model, weights_sha256
 
 
 def test_tiny_llama_is_deterministic_and_hashed(tiny_model):
@@ -42,7 +42,9 @@ def test_model_loads_and_generates(tiny_model, tiny_tokenizer):
     model = load_base_model(tiny_model)
     ids = tiny_tokenizer("abc", return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
-        out = model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+        out = model.generate(
+            **ids, max_new_tokens=3, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id
+        )
     assert out.shape[1] == ids["input_ids"].shape[1] + 3
 
 

@@ -7,7 +7,16 @@ from registry.semver import best_match, matches, parse_version
 
 
 def test_precedence_follows_semver():
-    order = ["0.9.0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-beta", "1.0.0-rc.1", "1.0.0", "1.2.0", "1.10.0"]
+    order = [
+        "0.9.0",
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-beta",
+        "1.0.0-rc.1",
+        "1.0.0",
+        "1.2.0",
+        "1.10.0",
+    ]
     assert sorted(order, key=parse_version) == order
     assert parse_version("1.0.0+build.5") == parse_version("1.0.0")
 
