@@ -136,6 +136,8 @@ def schema(out: Path | None) -> None:
     \b
     Put this first line in a spec so VS Code (yaml-language-server) validates it:
       # yaml-language-server: $schema=../../schema/adapter.schema.json
+    Example:
+      registry schema --out schema/adapter.schema.json
     """
     from registry.spec import json_schema
 

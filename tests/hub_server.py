@@ -86,6 +86,7 @@ class Request:
     path: str
     t: float
     status: int | None = None  # None: the connection was dropped
+    authorization: str | None = None  # the Authorization header, to check tokens reach the Hub
 
 
 class FakeHub:
@@ -375,7 +376,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         segs = [unquote(s) for s in parts.path.split("/")[1:]]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        entry = Request(method, unquote(parts.path), time.monotonic())
+        entry = Request(
+            method, unquote(parts.path), time.monotonic(), None, self.headers.get("Authorization")
+        )
         fault = self.fake._fault_for(entry)
         kind = fault.kind if fault else None
         if kind == "reset":

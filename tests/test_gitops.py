@@ -28,9 +28,11 @@ class Repo:
         self.root, self.store_url = root, store_url
         base = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
         self.env = {**base, **env, "REGISTRY_STORE": store_url}
+        self.transcript: list[str] = []  # everything every command printed
 
     def sh(self, *cmd: str, ok: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+        self.transcript += [proc.stdout, proc.stderr]
         if ok and proc.returncode != 0:
             raise AssertionError(
                 f"{' '.join(cmd)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -211,4 +213,11 @@ def test_publish_and_rollback_on_the_hub_test_server(tmp_path: Path, monkeypatch
         assert [v["version"] for v in repo.versions() if v["current"]] == ["1.0.0"]
         out = repo.registry("pull", "toy", "--out", str(tmp_path / "pulled"))
         assert out.stdout.startswith("toy 1.0.0 @")
-        assert "hf_test_token_never_printed" not in out.stdout + out.stderr
+        # the token reached every Hub call, and no command printed it
+        writes = [r for r in hub.log if r.method in ("POST", "DELETE")]
+        assert writes and all(
+            r.authorization == "Bearer hf_test_token_never_printed" for r in writes
+        )
+        assert repo.transcript and not any(
+            "hf_test_token_never_printed" in t for t in repo.transcript
+        )
