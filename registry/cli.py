@@ -390,7 +390,7 @@ def plan(base_ref, as_json, store_url):
 @click.option(
     "--max-steps",
     type=int,
-    default=60,
+    default=40,
     show_default=True,
     help="Training steps per adapter version (the spec's budget in the demo).",
 )

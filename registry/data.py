@@ -180,7 +180,8 @@ def parse_examples(
     examples: list[Example] = []
     problems: list[Problem] = []
     seen_ids: dict[str, int] = {}
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # split on \n only: JSONL lines are \n-terminated, and editors number lines that way
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
