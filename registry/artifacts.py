@@ -8,12 +8,12 @@ memory: the header is read with a size cap and offsets are checked against the f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
 
 from registry.errors import InvalidInput
+from registry.models import sha256_file
 from registry.store.base import ALLOWED_FILES, MANIFEST
 
 MAX_HEADER_BYTES = 16 << 20  # a LoRA header is a few KB; 16 MB is generous and bounded
@@ -35,14 +35,6 @@ _DTYPE_BYTES = {
     "U32": 4,
     "U64": 8,
 }
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_safetensors(path: Path) -> dict:

@@ -15,7 +15,6 @@ training metrics), training_log.jsonl and loss.png.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import random
@@ -32,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from registry.models import file_lock
 
 KEEP = 2  # complete checkpoints kept; older ones are deleted once a newer one is in place
 _PREFIX = "checkpoint-"
@@ -65,16 +66,8 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(fh.fileno())
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Exclusive lock: two trainings of one fingerprint run one after the other, not together."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+# Two trainings of one fingerprint run one after the other, not together.
+locked = file_lock
 
 
 # -- RNG states --------------------------------------------------------------------------------

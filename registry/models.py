@@ -110,8 +110,8 @@ def resolve_base_model(ref: str) -> ResolvedModel:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive file lock, so parallel processes convert a model only once."""
+def file_lock(path: Path):
+    """An exclusive file lock across processes (model conversion, training of one fingerprint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -128,7 +128,7 @@ def _build_once(target: Path, build) -> str:
     every resolve so a corrupted cache is rebuilt instead of silently used.
     """
     marker = target / ".complete"
-    with _locked(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if marker.exists():
             expected = marker.read_text().strip()
             if weights_sha256(target) == expected:

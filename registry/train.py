@@ -311,7 +311,9 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
         if (step + 1) % save_every == 0 and not done:
             rngs = distributed.gather(d, checkpoint.rng_state())
             if d.is_main:
-                state = {**s, "wall": s["wall"] + time.perf_counter() - wall_start}
+                # data_position is informative: the order is a pure function of the step
+                state = {**s, "wall": s["wall"] + time.perf_counter() - wall_start,
+                         "data_position": (step + 1) * global_batch}  # fmt: skip
                 checkpoint.save(work, step + 1, weights=weights(), best_weights=best, rng=rngs,
                                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 state=state)  # fmt: skip

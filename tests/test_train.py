@@ -44,6 +44,10 @@ def tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "adapter_model.safetensors")
 
 
+def log(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "training_log.jsonl").read_text().splitlines()]
+
+
 def assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for key in a:
@@ -144,13 +148,10 @@ def test_log_plot_and_validation_fraction(toy_repo, tmp_path):
     spec = toy_spec(toy_repo, **FAST, **{"data.eval": None, "data.validation_fraction": 0.25})
     result = train(spec, tmp_path / "out", progress=False)
     assert result.metrics["val_examples"] == 16 and result.metrics["train_examples"] == 48
-    log = [
-        json.loads(line)
-        for line in (result.adapter_dir / "training_log.jsonl").read_text().splitlines()
-    ]
-    assert [e["step"] for e in log] == list(range(1, 13))
-    assert all({"loss", "lr", "tokens_per_s"} <= e.keys() for e in log)
-    assert sum("val_loss" in e for e in log) >= 5 and "val_loss" in log[-1]
+    entries = log(result.adapter_dir)
+    assert [e["step"] for e in entries] == list(range(1, 13))
+    assert all({"loss", "lr", "tokens", "tokens_per_s"} <= e.keys() for e in entries)
+    assert sum("val_loss" in e for e in entries) >= 5 and "val_loss" in entries[-1]
     assert (result.adapter_dir / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -236,6 +237,10 @@ def test_ddp_two_processes_match_one(toy_repo, fresh_cache, tmp_path):
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
     assert ddp.metrics["tokens"] == single.metrics["tokens"]
+    # the same loss and gradient norm at every step: each rank's share is weighted right
+    for one, two in zip(log(single.adapter_dir), log(ddp.adapter_dir), strict=True):
+        assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+        assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
     assert ddp.metrics["final_val_loss"] == pytest.approx(
         single.metrics["final_val_loss"], rel=1e-5
     )
