@@ -26,11 +26,10 @@ HERE = Path(__file__).resolve().parent
 # name -> (script, quick args, full args)
 BENCHES = {
     "matmul": ("matmul_peak.py", [], []),
-    "train": ("train_throughput.py", ["--quick"], []),
-    "eval": ("eval_throughput.py", ["--quick"], []),
+    "train": ("train_throughput.py", ["--model", "tiny"], ["--model", "smollm2"]),
+    "eval": ("eval_throughput.py", ["--prompts", "16", "--max-new-tokens", "16"], []),
     "swap": ("adapter_swap.py", ["--repeats", "3"], ["--repeats", "5"]),
-    "plan": ("plan_scale.py", ["--quick"], []),
-    "rollback": ("rollback_vs_retrain.py", [], []),
+    "plan": ("plan_scale.py", ["--commits", "50", "--repeat", "2"], []),
 }
 
 
