@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from registry.spec import Spec
 
 # Bump when the training loop changes in a way that changes the weights for the same inputs.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 _NOT_WEIGHTS = ("version", "description", "eval", "publish")
 
 

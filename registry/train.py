@@ -213,7 +213,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup, t.scheduler)
     )
-    eval_every = t.eval_every or max(1, total // 10)  # ~10 validations per run
+    eval_every = t.eval_every or max(1, total // 5)  # ~5 validations per run
     save_every = t.save_every or max(1, math.ceil(total / 5))  # a checkpoint every ~20%
     batch_args = {"max_seq_len": t.max_seq_len, "rows_per_batch": t.batch_size,
                   "pad_id": tokenizer.pad_token_id, "packing": t.packing}  # fmt: skip
