@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from registry.errors import RegistryError
+from registry.errors import GateFailed, RegistryError
 
 DEMO_ADAPTER = "ticket-json"
 
@@ -158,7 +158,7 @@ def _pr_train_eval(sb: Sandbox, label: str, out: str) -> None:
     report = (sb.repo / out / "report.md").read_text()
     print("\n" + "\n".join(report.splitlines()[:24]))
     if proc.returncode == 3:
-        raise RegistryError(f"the {label} adapter did not pass its gate; see {out}/report.md")
+        raise GateFailed(f"the {label} adapter did not pass its gate; see {out}/report.md")
 
 
 def _generate(sb: Sandbox, adapter_dir: Path) -> None:
