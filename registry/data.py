@@ -13,7 +13,6 @@ An optional "id" key names an example (reports pair items by id); otherwise "lin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -70,7 +69,9 @@ class DatasetStats:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    from registry.models import sha256_file  # streamed: datasets may be large
+
+    return sha256_file(Path(path))
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # Bump when the training loop changes in a way that changes the weights for the same inputs.
 RECIPE_VERSION = 2
-_NOT_WEIGHTS = ("version", "description", "eval", "publish")
+NOT_WEIGHTS = ("version", "description", "eval", "publish")
 
 
 def dataset_hashes(spec: Spec) -> dict[str, str]:
@@ -32,7 +32,7 @@ def dataset_hashes(spec: Spec) -> dict[str, str]:
 
 
 def fingerprint_inputs(spec: Spec, base: ResolvedModel, datasets: dict[str, str]) -> dict:
-    weights_spec = {k: v for k, v in spec.model_dump(mode="json").items() if k not in _NOT_WEIGHTS}
+    weights_spec = {k: v for k, v in spec.model_dump(mode="json").items() if k not in NOT_WEIGHTS}
     # Data paths are where files live, not what they hold: hash the content instead.
     weights_spec["data"] = {
         k: v for k, v in weights_spec["data"].items() if k not in ("train", "eval")

@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from registry.errors import InvalidInput, Problem
+from registry.fingerprint import NOT_WEIGHTS
 from registry.gitread import (
     ContentHasher,
     DvcReader,
@@ -45,7 +46,6 @@ from registry.semver import parse_version
 from registry.spec import SPEC_FILENAME, parse_spec
 
 TRAIN_ACTIONS = ("new", "retrain")  # the only actions that put an adapter in the matrix
-_NOT_WEIGHTS = ("version", "description", "eval", "publish")  # as in registry.fingerprint
 _DATA_PATHS = ("data.train", "data.eval")  # where files live, not what they hold
 _SPEC_RE = re.compile(rf"^adapters/([^/]+)/{re.escape(SPEC_FILENAME)}$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -260,7 +260,7 @@ def _decide(
     if backwards:
         hint = f"use a version above {old_version}, or roll back to a published one"
         return problem(f"version goes backwards ({old_version} -> {v}) to an unpublished one", hint)
-    weights = [k for k in changed if k.split(".")[0] not in _NOT_WEIGHTS and k not in _DATA_PATHS]
+    weights = [k for k in changed if k.split(".")[0] not in NOT_WEIGHTS and k not in _DATA_PATHS]
     if weights:
         note = f" ({_UNSURE.split(';')[0]}: assumed changed)" if unsure else ""
         return entry(

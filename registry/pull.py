@@ -22,9 +22,12 @@ from registry.artifacts import verify_folder
 from registry.errors import InvalidInput, RegistryError
 from registry.models import cache_dir
 from registry.semver import best_match, parse_version
+from registry.spec import NAME_PATTERN
 from registry.store.base import Store, VersionInfo
 
-_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]{1,62})(?:@(?P<sel>[^\s@]+))?$")
+_REF = re.compile(
+    NAME_PATTERN.removesuffix("$").replace("^", "^(?P<name>", 1) + r")(?:@(?P<sel>[^\s@]+))?$"
+)
 LOCK_VERSION = 1
 
 

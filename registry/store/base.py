@@ -28,6 +28,7 @@ from typing import Protocol, TypeVar
 
 from registry.errors import InvalidInput, StoreError
 from registry.semver import parse_version
+from registry.spec import NAME_PATTERN
 
 # Files a version may hold. Anything else (a pickle adapter_model.bin, *.pt, ...) is refused.
 ALLOWED_FILES = frozenset(
@@ -101,7 +102,7 @@ def manifest_fingerprint(files: dict[str, bytes]) -> str | None:
 
 # ---- helpers shared by the backends (validation, manifest reading, retries) ----
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")  # == spec.NAME_PATTERN; also safe as a path part
+NAME_RE = re.compile(NAME_PATTERN)  # the spec's name rule; also safe as a path part
 
 
 def check_name(name: str) -> str:
