@@ -71,7 +71,8 @@ def evaluate(
             contenders.append(PREVIOUS)
     inputs = {c: items for c in contenders}
     if shots:
-        inputs["prompt_baseline"] = [_with_shots(ex, shots) for ex in items]
+        system = spec.eval.baseline_system_prompt
+        inputs["prompt_baseline"] = [_with_shots(ex, shots, system) for ex in items]
 
     model, tokenizer, resolved = _load(spec, ref, adapter_dir, previous_adapter_dir, contenders)
     scores = _score_all(spec, model, tokenizer, contenders, inputs, progress)
@@ -205,13 +206,16 @@ def _few_shot(spec: Spec, items: list[Example]) -> list[Example]:
     ]
 
 
-def _with_shots(item: Example, shots: list[Example]) -> Example:
-    """The item with solved examples before it: chat turns, or text blocks for completions."""
+def _with_shots(item: Example, shots: list[Example], system_prompt: str | None = None) -> Example:
+    """The item with solved examples before it: chat turns, or text blocks for completions.
+    `system_prompt` (eval.baseline_system_prompt) replaces the item's system turn, or leads
+    the text for completions."""
     if item.prompt is not None:
         prefix = "".join(f"{s.prompt}{s.answer}\n\n" for s in shots if s.prompt is not None)
-        return replace(item, prompt=prefix + item.prompt)
+        lead = f"{system_prompt}\n\n" if system_prompt else ""
+        return replace(item, prompt=lead + prefix + item.prompt)
     system = [m for m in item.messages[:1] if m["role"] == "system"]
-    turns = list(system)
+    turns = [{"role": "system", "content": system_prompt}] if system_prompt else list(system)
     for s in shots:
         turns += [m for m in s.messages if m["role"] != "system"]
         turns.append({"role": "assistant", "content": s.answer})

@@ -160,6 +160,11 @@ class EvalConfig(_Strict):
     few_shot: int = Field(
         3, ge=0, le=32, description="train examples shown to the prompt-only baseline"
     )
+    baseline_system_prompt: str | None = Field(
+        None,
+        description="the prompt-only baseline's system prompt (default: data.system_prompt);"
+        " lets the baseline use a long engineered prompt while the adapter trains on a terse one",
+    )
     json_schema: dict[str, Any] | None = Field(None, description="for the json_schema metric")
     regex: str | None = Field(None, description="for the regex metric")
     contains: str | None = Field(None, description="for the contains metric (default: reference)")

@@ -299,6 +299,26 @@ def test_few_shot_turns_come_before_the_item(toy_repo) -> None:
     assert turns[-1] == item.messages[-1]
 
 
+def test_baseline_system_prompt_replaces_the_system_turn_for_the_baseline_only(toy_repo) -> None:
+    spec = _spec(toy_repo, **{"eval.baseline_system_prompt": "A long engineered prompt."})
+    train = load_examples(spec.train_path, "chat", spec.data.system_prompt)[:1]
+    item = load_examples(spec.eval_path, "chat", spec.data.system_prompt)[0]
+    turns = _with_shots(item, train, spec.eval.baseline_system_prompt).messages
+    assert turns[0] == {"role": "system", "content": "A long engineered prompt."}
+    assert sum(t["role"] == "system" for t in turns) == 1
+    assert turns[-1] == item.messages[-1]
+    # the adapter's own input keeps the training prompt
+    assert item.messages[0]["content"] == spec.data.system_prompt
+
+
+def test_baseline_system_prompt_leads_a_completion_prompt() -> None:
+    from registry.data import Example
+
+    item = Example("i", 1, "4", prompt="2+2=")
+    shot = Example("s", 1, "2", prompt="1+1=")
+    assert _with_shots(item, [shot], "Add.").prompt == "Add.\n\n1+1=2\n\n2+2="
+
+
 def test_bad_inputs_are_invalid_input(tiny_model, toy_repo, tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInput, match="adapter_config.json"):
