@@ -201,8 +201,14 @@ def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
 @click.option("--limit", type=int, help="Evaluate the first N items only.")
 @click.option("--base-model", "base_model", help="Override the base model ref (smoke runs).")
 @click.option("--previous", type=click.Path(path_type=Path), help="Previous version's folder.")
+@click.option(
+    "--against-current",
+    is_flag=True,
+    help="Compare with the store's current version too (pulled and verified), as sync does.",
+)
+@click.option("--store", "store_url", help=STORE_HELP)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def eval_(name, adapter, out, limit, base_model, previous, quiet):
+def eval_(name, adapter, out, limit, base_model, previous, against_current, store_url, quiet):
     """Evaluate NAME's adapter vs the base model and the prompt-only baseline, then gate.
 
     \b
@@ -211,11 +217,19 @@ def eval_(name, adapter, out, limit, base_model, previous, quiet):
     Examples:
       registry eval ticket-json --adapter runs/ticket-json
       registry eval ticket-json --adapter runs/ticket-json --limit 32 --out /tmp/report
+      registry eval ticket-json --adapter runs/ticket-json --against-current   # in CI
     """
     from registry.errors import GateFailed
     from registry.evaluate import evaluate
 
     spec = _load(name)
+    if against_current:
+        if previous is not None:
+            raise click.UsageError("--previous and --against-current exclude each other")
+        from registry.sync import current_version_dir
+
+        previous = current_version_dir(spec, _store(store_url))
+        click.echo(f"previous version: {previous or 'none published yet'}")
     report = evaluate(
         spec,
         adapter,
@@ -388,23 +402,26 @@ def plan(base_ref, as_json, store_url):
     "--workdir", type=click.Path(path_type=Path), help="Empty folder (default: a temp dir)."
 )
 @click.option(
-    "--max-steps",
+    "--eval-limit",
     type=int,
-    default=40,
+    default=32,
     show_default=True,
-    help="Training steps per adapter version (the spec's budget in the demo).",
+    help="Eval items per version (the spec's eval.limit in the demo).",
 )
-def demo(workdir, max_steps):
+def demo(workdir, eval_limit):
     """The whole story end to end on the embedded SmolLM2-135M model (~15 min on 2 CPUs).
 
     \b
     PR adds a spec -> plan -> validate -> train -> eval -> gate -> report -> merge ->
     sync publishes 1.0.0 -> pull by version and generate -> PR to 1.1.0 -> merge, sync ->
     git revert -> sync rolls back to 1.0.0 in seconds -> pull shows 1.0.0.
+    Examples:
+      registry demo
+      registry demo --workdir /tmp/registry-demo
     """
     from registry.demo import run_demo
 
-    run_demo(workdir, max_steps=max_steps)
+    run_demo(workdir, eval_limit=eval_limit)
 
 
 def main() -> None:

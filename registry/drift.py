@@ -66,9 +66,11 @@ def general_drift(
     prompts: list[dict[str, str]] | None = None,
     max_new_tokens: int = DRIFT_MAX_NEW_TOKENS,
     batch_size: int = 16,
+    base_id: str | None = None,
     progress: bool = False,
 ) -> DriftResult:
-    """Drift of `adapter` (a loaded adapter name of the PeftModel `model`) from the base."""
+    """Drift of `adapter` (a loaded adapter name of the PeftModel `model`) from the base.
+    `base_id` (the base weights' identity) lets the base's answers be remembered across runs."""
     prompts = prompts if prompts is not None else load_general_prompts()
     if not prompts:
         raise ValueError("general_drift needs at least one prompt")
@@ -88,6 +90,7 @@ def general_drift(
             batch_size=batch_size,
             progress=progress,
             desc="drift: base answers",
+            weights_id=base_id,
         )
     rows = [p + a.token_ids for p, a in zip(prompt_ids, answers, strict=True)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

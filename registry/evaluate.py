@@ -29,6 +29,7 @@ from registry.gate import _DELTA_RULES, apply_gate
 from registry.generate import generate, reference_losses, use_contender
 from registry.metrics import BINARY_METRICS, higher_is_better, parse_json, text_metrics
 from registry.report import Report, write_report
+from registry.reportcache import fingerprint_of, remember
 from registry.spec import Spec
 from registry.stats import SMALL_SAMPLE, Comparison, compare, power_warning
 
@@ -75,8 +76,11 @@ def evaluate(
         inputs["prompt_baseline"] = [_with_shots(ex, shots, system) for ex in items]
 
     model, tokenizer, resolved = _load(spec, ref, adapter_dir, previous_adapter_dir, contenders)
-    scores = _score_all(spec, model, tokenizer, contenders, inputs, progress)
-    drift = general_drift(model, tokenizer, adapter=ADAPTER, progress=progress)
+    weights = _weights_ids(spec, resolved, adapter_dir, previous_adapter_dir, contenders)
+    scores = _score_all(spec, model, tokenizer, contenders, inputs, weights, progress)
+    drift = general_drift(
+        model, tokenizer, adapter=ADAPTER, base_id=weights["base"], progress=progress
+    )
 
     metrics = {m: {c: _mean(scores[c][m]) for c in contenders} for m in spec.eval.metrics}
     comparisons = [
@@ -127,6 +131,8 @@ def evaluate(
     )
     report.cost["eval_wall_s"] = round(time.perf_counter() - started, 3)
     write_report(report, out)
+    previous_fp = fingerprint_of(previous_adapter_dir) if PREVIOUS in contenders else None
+    remember(out, report.to_json(), previous_fp)  # lets `registry sync` reuse this evaluation
     return report
 
 
@@ -256,12 +262,31 @@ def _load(spec: Spec, ref: str, adapter_dir: Path, previous: Path | None, conten
     return model, tokenizer, resolved
 
 
+def _weights_ids(
+    spec: Spec, resolved: Any, adapter_dir: Path, previous: Path | None, contenders: list[str]
+) -> dict[str, str]:
+    """What each contender generates with, by content: outputs are remembered under it."""
+    from registry.models import sha256_file
+
+    base = f"base:{resolved.sha256}:{spec.quantization.model_dump_json() if spec.quantization else 'full'}"
+
+    def adapter(folder: Path) -> str:
+        files = ("adapter_config.json", "adapter_model.safetensors")
+        return base + ":adapter:" + ":".join(sha256_file(folder / f) for f in files)
+
+    ids = {"base": base, "prompt_baseline": base, ADAPTER: adapter(adapter_dir)}
+    if PREVIOUS in contenders and previous is not None:
+        ids[PREVIOUS] = adapter(previous)
+    return ids
+
+
 def _score_all(
     spec: Spec,
     model: Any,
     tokenizer: Any,
     contenders: list[str],
     inputs: dict[str, list[Example]],
+    weights: dict[str, str],
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
     """scores[contender][metric] = per-item list; plus "_outputs" and "_stopped"."""
@@ -278,6 +303,7 @@ def _score_all(
                 batch_size=spec.eval.batch_size,
                 progress=progress,
                 desc=f"generate: {name}",
+                weights_id=weights[name],
             )
             losses = None
             if "loss" in spec.eval.metrics:

@@ -14,8 +14,12 @@ Prompts are sorted by length before batching, which keeps padding (wasted comput
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.data import IGNORE_INDEX, TokenizedExample
@@ -84,12 +88,83 @@ def generate(
     batch_size: int = 16,
     progress: bool = False,
     desc: str = "generate",
+    weights_id: str | None = None,
 ) -> list[Generation]:
-    """Greedy-decode every prompt (token ids); results come back in the prompts' order."""
+    """Greedy-decode every prompt (token ids); results come back in the prompts' order.
+
+    `weights_id` names the exact weights generating (the base model's sha256, an adapter's
+    fingerprint). With it, each result is remembered on disk, and a later call with the same
+    weights, prompt and settings reads it instead of generating: greedy decoding is
+    deterministic, and every pull request evaluates the same base model on the same items.
+    """
+    stops = stop_token_ids(model, tokenizer)
+    memo = _Memo(weights_id, model, max_new_tokens, stops) if weights_id else None
+    results: list[Generation | None] = [memo.get(p) if memo else None for p in prompts]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        fresh = _generate(
+            model,
+            tokenizer,
+            [prompts[i] for i in todo],
+            stops,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+        )
+        for i, gen in zip(todo, fresh, strict=True):
+            results[i] = gen
+            if memo:
+                memo.put(prompts[i], gen)
+    return [r for r in results if r is not None]
+
+
+class _Memo:
+    """Remembered generations: cache/generations/<weights + settings>/<prompt sha256>.json."""
+
+    def __init__(self, weights_id: str, model: Any, max_new_tokens: int, stops: list[int]):
+        from registry.models import cache_dir
+
+        param = next(model.parameters())
+        settings = json.dumps(
+            [weights_id, str(param.device), str(param.dtype), max_new_tokens, stops]
+        )
+        self.root = cache_dir() / "generations" / hashlib.sha256(settings.encode()).hexdigest()
+
+    def _path(self, prompt: Sequence[int]) -> Path:
+        return self.root / (hashlib.sha256(json.dumps(list(prompt)).encode()).hexdigest() + ".json")
+
+    def get(self, prompt: Sequence[int]) -> Generation | None:
+        try:
+            data = json.loads(self._path(prompt).read_text(encoding="utf-8"))
+            return Generation(
+                str(data["text"]), [int(t) for t in data["token_ids"]], bool(data["stopped"])
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # absent or damaged: generate again
+
+    def put(self, prompt: Sequence[int], gen: Generation) -> None:
+        path = self._path(prompt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(gen.__dict__), encoding="utf-8")
+        os.replace(tmp, path)  # readers see a whole entry or none
+
+
+def _generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    stops: list[int],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    progress: bool,
+    desc: str,
+) -> list[Generation]:
     import torch
     from transformers import GenerationConfig
 
-    stops = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     config = GenerationConfig(
         max_new_tokens=max_new_tokens,

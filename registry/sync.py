@@ -18,6 +18,7 @@ from typing import Any
 
 from registry.errors import GateFailed, RegistryError
 from registry.history import checkout, declared_versions
+from registry.reportcache import fingerprint_of, recall
 from registry.semver import parse_version
 from registry.spec import Spec, find_specs, load_spec
 
@@ -42,17 +43,22 @@ def publish_declared(spec: Spec, store, *, work: Path, progress: bool = True) ->
     """Train (or reuse), evaluate (or reuse a matching report), gate, publish. Returns detail."""
     from registry.evaluate import evaluate
     from registry.publish import publish_version
-    from registry.pull import pull
     from registry.train import train
 
     result = train(spec, work, progress=progress)
     report_path = result.adapter_dir / "report.json"
     report = _matching_report(report_path, result.fingerprint, spec)
+    reused_report = report is not None
+    previous_dir = None
     if report is None:
-        previous_dir = None
-        current = store.current(spec.name)
-        if current and current != spec.version:
-            previous_dir = pull(f"{spec.name}@{current}", store).path
+        # Compared against the current version, as the pull request's evaluation was: then the
+        # PR's report (same weights, eval config and previous version) is reused, not redone.
+        previous_dir = current_version_dir(spec, store)
+        eval_config = spec.eval.model_dump(mode="json")
+        previous_fp = fingerprint_of(previous_dir)
+        report = recall(result.fingerprint, eval_config, previous_fp, into=result.adapter_dir)
+        reused_report = report is not None
+    if report is None:
         evaluate(spec, result.adapter_dir, previous_adapter_dir=previous_dir, progress=progress)
         report = json.loads(report_path.read_text())
     if not report["gate"]["passed"]:
@@ -66,7 +72,20 @@ def publish_declared(spec: Spec, store, *, work: Path, progress: bool = True) ->
         private=spec.publish.private,
     )
     reuse = "reused cached weights" if result.cached else "trained"
+    if reused_report:
+        reuse += " and their evaluation"
     return f"{reuse}, gate passed, {published.status} at {published.commit[:12]}"
+
+
+def current_version_dir(spec: Spec, store) -> Path | None:
+    """The store's current version of the adapter (pulled, verified), unless it is this version:
+    the "previous" contender of an evaluation (no regression vs what is served now)."""
+    from registry.pull import pull
+
+    current = store.current(spec.name)
+    if not current or current == spec.version:
+        return None
+    return pull(f"{spec.name}@{current}", store).path
 
 
 def _matching_report(path: Path, fingerprint: str, spec: Spec) -> dict | None:

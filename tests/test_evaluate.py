@@ -138,6 +138,33 @@ def test_generation_stops_on_any_eos_and_flags_it(tiny_model, tiny_tokenizer) ->
     assert (stopped.token_ids, stopped.text, stopped.stopped) == ([], "", True)
 
 
+def test_remembered_generations_are_keyed_by_weights_id(
+    tiny_model, tiny_tokenizer, monkeypatch, tmp_path
+) -> None:
+    import torch
+
+    from registry.models import load_base_model
+
+    monkeypatch.setenv("REGISTRY_CACHE", str(tmp_path / "cache"))
+    prompts = [tiny_tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("cat", "dog")]
+    model = load_base_model(tiny_model)
+    first = generate(model, tiny_tokenizer, prompts, max_new_tokens=6, weights_id="w1")
+    with torch.no_grad():
+        model.model.norm.weight.zero_()  # other weights: every logit is 0 -> token 0
+    # Same weights id: the remembered outputs come back without generating.
+    assert generate(model, tiny_tokenizer, prompts, max_new_tokens=6, weights_id="w1") == first
+    # Another id, other settings, or no id: generated from the (changed) weights.
+    for kwargs in ({"weights_id": "w2"}, {"weights_id": "w1", "max_new_tokens": 5}, {}):
+        kwargs = {"max_new_tokens": 6, **kwargs}
+        fresh = generate(model, tiny_tokenizer, prompts, **kwargs)
+        assert all(set(g.token_ids) == {0} for g in fresh)
+    # A damaged entry is generated again, not trusted.
+    for entry in (tmp_path / "cache" / "generations").rglob("*.json"):
+        entry.write_text("{broken")
+    again = generate(model, tiny_tokenizer, prompts, max_new_tokens=6, weights_id="w1")
+    assert all(set(g.token_ids) == {0} for g in again)
+
+
 def test_reference_losses_match_unbatched_loss(tiny_model, tiny_tokenizer, toy_repo) -> None:
     import torch
 

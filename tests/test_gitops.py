@@ -73,7 +73,9 @@ class Repo:
             self.dvc("pull", "-q")
             self.registry("validate", f"adapters/{name}")
             self.registry("train", name, "--out", f"out/{name}", "--quiet")
-            gate = self.registry("eval", name, "--adapter", f"out/{name}", "--quiet", ok=False)
+            gate = self.registry(
+                "eval", name, "--adapter", f"out/{name}", "--quiet", "--against-current", ok=False
+            )
             assert gate.returncode == 0, gate.stdout + gate.stderr
         return plan["adapters"]
 
@@ -133,7 +135,10 @@ def test_pr_merge_publish_pull_revert_burst_retire(tmp_path: Path):
     (entry,) = repo.pr_ci()
     assert entry["action"] == "new"
     repo.merge("add-toy")
-    assert actions(repo.sync()) == {("toy", "1.0.0"): "published"}
+    result = repo.sync()
+    assert actions(result) == {("toy", "1.0.0"): "published"}
+    # the PR's evaluation (same weights, eval config, previous version) is reused, not redone
+    assert "reused cached weights and their evaluation" in result[0]["detail"]
     assert [v["version"] for v in repo.versions()] == ["1.0.0"]
     pulled = repo.registry("pull", "toy@1.0.0", "--out", str(tmp_path / "pulled"))
     assert "toy 1.0.0 @" in pulled.stdout
@@ -145,7 +150,11 @@ def test_pr_merge_publish_pull_revert_burst_retire(tmp_path: Path):
     repo.pr("toy-r4", "toy 1.1.0", lambda: bump(repo, "1.1.0", r=4, alpha=8))
     assert repo.pr_ci()[0]["action"] == "retrain"
     merge_2 = repo.merge("toy-r4")
-    assert actions(repo.sync()) == {("toy", "1.1.0"): "published"}
+    result = repo.sync()
+    assert actions(result) == {("toy", "1.1.0"): "published"}
+    assert "and their evaluation" in result[0]["detail"]  # PR 2 compared against 1.0.0 too
+    report = json.loads((repo.root / "out" / "toy" / "report.json").read_text())
+    assert report["contenders"] == ["base", "adapter", "previous"]
 
     # Roll back by reverting the merge: no training, seconds.
     repo.git("revert", "--no-edit", "-m", "1", merge_2)
