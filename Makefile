@@ -33,7 +33,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-demo: install
+demo: install data
 	$(VENV)/bin/registry demo $(DEMO_ARGS)
 
 bench: install data

@@ -221,21 +221,20 @@ def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
 
     narrate(
         "5. PR #2 changes the adapter to 1.1.0",
-        "Half the rank and half the training: a cheaper adapter. Its eval also runs 1.0.0,\n"
-        "the version served now, as a fourth contender.",
+        "More regularisation (LoRA dropout 0.1) and a new seed: the weights change, so CI\n"
+        "retrains. Its eval also runs 1.0.0, the version served now, as a fourth contender;\n"
+        "the base model's and the prompt baseline's outputs are remembered from PR #1.",
     )
-    sb.git("checkout", "-q", "-b", "cheaper-ticket-json")
+    sb.git("checkout", "-q", "-b", "tune-ticket-json")
     spec_path = sb.repo / "adapters" / DEMO_ADAPTER / "adapter.yaml"
     spec = yaml.safe_load(spec_path.read_text())
     spec["version"] = "1.1.0"
-    spec["lora"]["r"], spec["lora"]["alpha"] = 8, 16
-    spec["training"]["max_steps"] = spec["training"]["max_steps"] // 2
-    spec["training"]["eval_every"] = spec["training"]["max_steps"]
+    spec["lora"]["dropout"] = 0.1
     spec["training"]["seed"] += 1
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False, width=100))
-    sb.git("commit", "-q", "-am", "ticket-json 1.1.0: rank 8, half the steps")
+    sb.git("commit", "-q", "-am", "ticket-json 1.1.0: LoRA dropout 0.1")
     _pr_train_eval(sb, "1.1.0", "runs/pr2")
-    merge_2 = _merge(sb, "cheaper-ticket-json", "Merge PR #2: ticket-json 1.1.0")
+    merge_2 = _merge(sb, "tune-ticket-json", "Merge PR #2: ticket-json 1.1.0")
     sb.timed("sync publish 1.1.0", "sync")
     sb.registry("versions", DEMO_ADAPTER)
 
