@@ -6,8 +6,15 @@ path. Heavy modules (torch, transformers) are imported lazily on first use.
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import Any
+
+# peft 0.21 reads transformers 5's deprecated `is_gradient_checkpointing` on every PeftModel it
+# builds; the FutureWarning is about neither our code nor the user's. Silence only that one.
+warnings.filterwarnings(
+    "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
 
 __version__ = "0.1.0"
 
