@@ -3,12 +3,15 @@
 An adapter folder that comes from a store is untrusted until every file's sha256 matches the
 manifest (`registry.json`), no unexpected file is present (a pickle `adapter_model.bin` would run
 code on `torch.load`), and the safetensors header is sane. Every check runs in bounded time and
-memory: the header is read with a size cap and offsets are checked against the file size.
+memory: the folder is listed with a cap on its entries, sizes are checked before any file is read
+or hashed, the header is read with a size cap and offsets are checked against the file size.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -18,6 +21,14 @@ from registry.store.base import ALLOWED_FILES, MANIFEST
 
 MAX_HEADER_BYTES = 16 << 20  # a LoRA header is a few KB; 16 MB is generous and bounded
 MAX_FILE_BYTES = 4 << 30  # adapters are MBs; refuse anything over 4 GB before hashing it
+# Everything else (registry.json, adapter_config.json, README.md, logs) is read whole into memory:
+# a smaller cap keeps a hostile 3 GB registry.json from being loaded to find it is not JSON.
+MAX_METADATA_BYTES = 64 << 20
+# A version holds 4 files and a training output about 10; a folder with thousands is hostile (or
+# not an adapter), and listing, sorting and stat-ing all of it must not be the first thing we do.
+MAX_FILES = 64
+_COUNT_CAP = 100_000  # counting stops here: the message stays exact for any sane folder, and
+# a folder with millions of entries is refused after a bounded scan
 _DTYPE_BYTES = {
     "F64": 8,
     "F32": 4,
@@ -37,10 +48,40 @@ _DTYPE_BYTES = {
 }
 
 
+def size_limit(name: str) -> int:
+    """The most bytes a file of this name may hold: weights are big, metadata is read whole."""
+    return MAX_FILE_BYTES if name.endswith(".safetensors") else MAX_METADATA_BYTES
+
+
+def check_folder_limits(folder: Path) -> None:
+    """Refuse a folder with more than MAX_FILES entries, or a regular file in it over its
+    size_limit, before anything in it is read or hashed (entries are counted, not stored)."""
+    with os.scandir(folder) as entries:
+        count = sum(1 for _ in itertools.islice(entries, _COUNT_CAP))
+    if count > MAX_FILES:
+        many = f"{count}" if count < _COUNT_CAP else f"at least {_COUNT_CAP}"
+        raise InvalidInput(
+            f"{folder}: {many} files; an adapter folder holds at most {MAX_FILES}; refused"
+        )
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                limit = size_limit(entry.name)
+                if entry.stat(follow_symlinks=False).st_size > limit:
+                    raise InvalidInput(
+                        f"{folder}: {entry.name} is larger than {limit} bytes; refused"
+                    )
+
+
 def check_safetensors(path: Path) -> dict:
-    """Parse and bound-check a safetensors header without loading tensors; return it."""
+    """Parse and bound-check a safetensors header without loading tensors; return it.
+
+    The size cap comes first: publish reads the weights whole after this check, so a file with
+    a consistent header over terabytes of (sparse) data must stop here."""
     size = path.stat().st_size
     where = str(path)
+    if size > MAX_FILE_BYTES:
+        raise InvalidInput(f"{where}: larger than {MAX_FILE_BYTES} bytes; refused")
     if size < 8:
         raise InvalidInput(f"{where}: not a safetensors file (too short)")
     with open(path, "rb") as fh:
@@ -76,6 +117,7 @@ def verify_folder(folder: Path, expected: dict[str, str] | None = None) -> dict[
 
     `expected` (e.g. from a lockfile) must match too when given.
     """
+    check_folder_limits(folder)
     present = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     for name in present:
         path = folder / name
@@ -86,8 +128,6 @@ def verify_folder(folder: Path, expected: dict[str, str] | None = None) -> dict[
                 f"{folder}: unexpected file {name!r} refused (only safetensors adapters and "
                 f"their JSON/Markdown metadata are accepted)"
             )
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise InvalidInput(f"{folder}: {name} is larger than {MAX_FILE_BYTES} bytes; refused")
     if MANIFEST not in present:
         raise InvalidInput(f"{folder}: {MANIFEST} is missing; cannot verify")
     try:

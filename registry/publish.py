@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from registry.artifacts import check_safetensors
+from registry.artifacts import check_folder_limits, check_safetensors
 from registry.errors import GateFailed, InvalidInput
 from registry.store.base import MANIFEST, PublishResult, Store, sha256_bytes
 
@@ -33,6 +33,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 def check_publishable(name: str, adapter_dir: Path) -> tuple[dict, dict]:
     """(provenance, report) when the folder may be published; raises otherwise."""
+    check_folder_limits(adapter_dir)  # bounded: nothing is read before count and sizes pass
     provenance = _read_json(adapter_dir / "registry.json", "train it with `registry train`")
     if provenance.get("name") != name:
         raise InvalidInput(f"{adapter_dir} holds adapter {provenance.get('name')!r}, not {name!r}")

@@ -168,14 +168,14 @@ class HubStore:
 
     # ---- transport: one retried call, and the reads built on it ----
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None) -> T:
         if constants.is_offline_mode():
             raise StoreError(f"{self.url}: HF_HUB_OFFLINE is set; the Hub store cannot be reached")
         return retry_call(
             fn,
             what=what,
             is_transient=_is_transient,
-            retries=self.retries,
+            retries=self.retries if retries is None else retries,
             backoff=self.backoff,
             max_wait=self.max_wait,
             retry_after=_retry_after,
@@ -210,6 +210,9 @@ class HubStore:
                     lambda p=path: self._api.hf_hub_download(
                         repo, p, revision=rev, cache_dir=cache, etag_timeout=self.timeout
                     ),
+                    # hf_hub_download already resumes a dropped transfer 5 times with backoff;
+                    # our full retries on top would multiply into minutes of waiting.
+                    retries=min(self.retries, 1),
                 )
                 out[path] = Path(local).read_bytes()
         return out
