@@ -168,21 +168,23 @@ def _generate(sb: Sandbox, adapter_dir: Path) -> None:
     from registry.spec import load_spec
 
     spec = load_spec(sb.repo / "adapters" / DEMO_ADAPTER / "adapter.yaml")
-    example = load_examples(spec.eval_path, spec.data.format, spec.data.system_prompt)[0]
+    examples = load_examples(spec.eval_path, spec.data.format, spec.data.system_prompt)[:3]
     base = resolve_base_model(spec.base_model)
     tokenizer = load_tokenizer(base)
     model = PeftModel.from_pretrained(load_base_model(base), adapter_dir)
-    inputs = tokenizer(
-        render_prompt(tokenizer, example), return_tensors="pt", add_special_tokens=False
-    )
-    with torch.no_grad():
-        out = model.generate(
-            **inputs, max_new_tokens=96, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    for example in examples:  # the first three eval tickets, right or wrong
+        inputs = tokenizer(
+            render_prompt(tokenizer, example), return_tensors="pt", add_special_tokens=False
         )
-    text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    print(f"ticket:         {example.prompt_text[:160]}")
-    print(f"adapter output: {text.strip()}")
-    print(f"reference:      {example.answer}")
+        with torch.no_grad():
+            out = model.generate(
+                **inputs, max_new_tokens=64, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        mark = "exact match" if text.strip() == example.answer else "differs"
+        print(f"\nticket:    {example.prompt_text[:150]}")
+        print(f"adapter:   {text.strip()}")
+        print(f"reference: {example.answer}   ({mark})")
 
 
 def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
@@ -262,10 +264,12 @@ def _summary_table(sb: Sandbox, current: str, total: float) -> str:
     rows += [f"| {label} | {secs:.1f} |" for label, secs in sb.timings.items()]
     rows.append(f"| **total** | **{total:.0f}** |")
     rollback = sb.timings.get("sync rollback", 0.0)
-    train = sb.timings.get("train 1.1.0", 0.0)
+    # The training's own wall time (the step above may have been a cache hit).
+    provenance = json.loads((sb.repo / "runs" / "pr1" / "registry.json").read_text())
+    train = float(provenance.get("training", {}).get("wall_s", 0.0))
     return "\n".join(rows) + (
-        f"\n\nCurrent version after the revert: {current} (rollback took {rollback:.1f} s, "
-        f"a retrain would take {train:.0f} s)\n"
+        f"\n\nCurrent version after the revert: {current} (rollback took {rollback:.1f} s; "
+        f"training 1.0.0 took {train:.0f} s)\n"
         f"Reports: {sb.repo}/runs/pr1/report.md, {sb.repo}/runs/pr2/report.md\n"
         f"Store:   {sb.store_url}"
     )
