@@ -8,6 +8,7 @@ and the forward pass after each, reported separately (both pay it).
 Target: a switch >= 50x faster than a reload.
 
     python bench/adapter_swap.py [--model builtin:smollm2-135m-instruct] [--repeats 5]
+    python bench/adapter_swap.py --quick        # tiny model, 3 repeats: a smoke run
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchkit import parse_args, ratio
 from peft import LoraConfig, PeftModel, get_peft_model
 
 from registry.models import load_base_model, load_tokenizer, resolve_base_model
@@ -47,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="builtin:smollm2-135m-instruct")
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    args = parse_args(parser, {"model": "builtin:tiny-llama", "repeats": 3})
 
     from registry.consume import AdapterFleet
 
@@ -98,7 +100,13 @@ def main() -> None:
         f"\nswap is {reload / swap:.0f}x faster than a reload (target >= 50x); "
         f"with the next forward pass included: {(reload + fwd) / (swap + fwd):.1f}x"
     )
-    print(f"RATIO adapter swap vs reload | {reload / swap:.0f}x | >= 50x | set_adapter vs reload")
+    ratio(
+        "adapter swap vs reload",
+        f"{reload / swap:.0f}x",
+        ">= 50x",
+        f"AdapterFleet.use vs load_base_model + PeftModel.from_pretrained, median of "
+        f"{args.repeats}; {args.model.removeprefix('builtin:')}",
+    )
 
 
 if __name__ == "__main__":

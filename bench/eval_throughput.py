@@ -2,11 +2,14 @@
 
     python bench/eval_throughput.py                     # builtin:smollm2-135m-instruct
     python bench/eval_throughput.py --registry-json runs/x/registry.json   # real training time
+    python bench/eval_throughput.py --quick             # tiny model, a few prompts: a smoke run
 
 Prints (1) generated tokens/s for batch 16 vs batch 1 on the same prompts, their ratio, and
 whether both produced the same tokens; (2) seconds per training step of a minimal LoRA loop
 (r=8 on q/k/v/o, batch 8 x 128 tokens, fp32) in the same process, so both numbers share the
 machine's current load; (3) what a typical evaluation costs relative to training.
+RATIO lines: the batched speed-up (target >= 3x) and eval cost / training cost (target <= 1:
+checking an adapter should not cost more than making it).
 Numbers on a shared CPU are noisy: run it twice before trusting a ratio. On a CPU other jobs
 keep busy, multi-threaded torch can thrash (spinning OpenMP threads); `--threads 1` is steadier.
 """
@@ -20,6 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchkit import parse_args, ratio  # noqa: E402
 
 
 def _prompts(tokenizer, n: int) -> list[list[int]]:
@@ -83,7 +88,11 @@ def main() -> None:
     parser.add_argument("--eval-items", type=int, default=200, help="for the cost projection")
     parser.add_argument("--train-examples", type=int, default=1000, help="for the projection")
     parser.add_argument("--epochs", type=float, default=2.0, help="for the projection")
-    args = parser.parse_args()
+    args = parse_args(
+        parser,
+        {"model": "builtin:tiny-llama", "prompts": 8, "max_new_tokens": 8, "train_steps": 1,
+         "batch_size": 8},
+    )  # fmt: skip
 
     import torch
 
@@ -129,6 +138,20 @@ def main() -> None:
     print(
         f"\nprojected eval of {args.eval_items} items (3 contenders + drift): {eval_s:.0f} s; "
         f"training ({source}): {train_s:.0f} s; eval/training = {eval_s / train_s:.2f}"
+    )
+    name = args.model.removeprefix("builtin:")
+    ratio(
+        f"eval batch {args.batch_size} vs one-by-one generation",
+        f"{s_wall / b_wall:.2f}x",
+        ">= 3x",
+        f"greedy, {len(prompts)} prompts x <= {args.max_new_tokens} new tokens, "
+        f"{torch.get_num_threads()} threads, identical outputs {same}/{len(prompts)}; {name}",
+    )
+    ratio(
+        "eval cost / training cost",
+        f"{eval_s / train_s:.2f}",
+        "<= 1",
+        f"{args.eval_items} items x 3 contenders + 40 drift prompts vs training {source}; {name}",
     )
 
 

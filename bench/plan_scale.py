@@ -13,6 +13,12 @@ then on a branch changes one adapter and times `plan("main")` (median of --repea
 the CLI has the command (interpreter start and imports included).
 
     .venv/bin/python bench/plan_scale.py [--sizes 10 100 1000] [--commits 200] [--repeat 5]
+    .venv/bin/python bench/plan_scale.py --quick     # 10 and 1,000 specs, spec + data, short
+
+RATIO lines: seconds of `registry plan` (in-process and CLI) on the largest registry with one
+spec changed (target < 2 s), and how much each scenario's plan time grows from the smallest to
+the largest registry (target <= 2x for spec and data changes: plan must grow with the change,
+not with the registry; the nolisting fallback grows by design and has no target).
 """
 
 from __future__ import annotations
@@ -31,17 +37,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry import plan as plan_module  # noqa: E402
+from benchkit import GIT_ENV, parse_args, ratio  # noqa: E402
 
-ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+from registry import plan as plan_module  # noqa: E402
+from registry.gitread import GitReader  # noqa: E402
+
+ENV = {**os.environ, **GIT_ENV}
 
 
 def git(root: Path, *args: str) -> None:
@@ -121,7 +122,7 @@ def change(root: Path, scenario: str) -> None:
 
 def time_plan(root: Path, repeat: int) -> tuple[float, float, int]:
     """(median seconds of plan, median seconds inside git, entries)."""
-    real_run = plan_module._Git.run
+    real_run = GitReader.run
     spent = [0.0]
 
     def timed_run(self, *args, **kw):
@@ -133,7 +134,7 @@ def time_plan(root: Path, repeat: int) -> tuple[float, float, int]:
 
     plan_module.plan("main", repo=root, published={})  # warm-up: imports, OS file cache
     totals, gits = [], []
-    plan_module._Git.run = timed_run
+    GitReader.run = timed_run
     try:
         for _ in range(repeat):
             spent[0] = 0.0
@@ -142,7 +143,7 @@ def time_plan(root: Path, repeat: int) -> tuple[float, float, int]:
             totals.append(time.perf_counter() - t)
             gits.append(spent[0])
     finally:
-        plan_module._Git.run = real_run
+        GitReader.run = real_run
     return statistics.median(totals), statistics.median(gits), len(result.entries)
 
 
@@ -160,7 +161,9 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--scenarios", nargs="+", default=["spec", "data", "nolisting"])
-    args = parser.parse_args()
+    args = parse_args(
+        parser, {"sizes": [10, 1000], "commits": 10, "repeat": 1, "scenarios": ["spec", "data"]}
+    )
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="plan-bench-") as tmp:
@@ -191,6 +194,27 @@ def main() -> None:
             f"{scenario:<10} {n:>6} {entries:>7} {seconds:8.3f} {git_seconds:7.3f} {cli_text} "
             f"{seconds / smallest[scenario]:13.1f}x"
         )
+    print_ratios(rows)
+
+
+def print_ratios(rows: list[tuple]) -> None:
+    largest, smallest = max(r[1] for r in rows), min(r[1] for r in rows)
+    by = {(scenario, n): (seconds, cli) for scenario, n, _, seconds, _, cli in rows}
+    if ("spec", largest) in by:
+        seconds, cli = by[("spec", largest)]
+        what = f"{largest:,} specs, one spec changed, median"
+        ratio(f"plan {largest:,} specs one changed, in-process", f"{seconds:.3f} s", "< 2 s", what)
+        if cli is not None:
+            ratio(f"plan {largest:,} specs one changed, CLI", f"{cli:.2f} s", "< 2 s",
+                  "`python -m registry plan --base main --json`, interpreter start included")  # fmt: skip
+    if largest == smallest:
+        return
+    for scenario in ("spec", "data", "nolisting"):
+        if (scenario, largest) in by and (scenario, smallest) in by:
+            grow = by[(scenario, largest)][0] / by[(scenario, smallest)][0]
+            target = "-" if scenario == "nolisting" else "<= 2x"
+            ratio(f"plan growth {largest:,} vs {smallest:,} specs, {scenario}", f"{grow:.1f}x",
+                  target, f"in-process plan seconds, {scenario} change")  # fmt: skip
 
 
 if __name__ == "__main__":

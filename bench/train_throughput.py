@@ -1,32 +1,47 @@
-"""Training throughput: registry.train vs a minimal PEFT loop vs TRL's SFTTrainer.
+"""Training throughput: registry.train vs a minimal PEFT loop vs TRL's SFTTrainer (+ QLoRA).
 
-    python bench/train_throughput.py --model smollm2 --steps 4
-    python bench/train_throughput.py --model tiny --steps 8
+    python bench/train_throughput.py --model smollm2 --steps 3
+    python bench/train_throughput.py --quick          # tiny model, 2 steps, equal lengths
 
-Same model, LoRA config, optimizer, batch size and tokens for all three; two datasets:
+Same model, LoRA config, optimizer, batch size and tokens for all three; two datasets
+(train_data.py):
 - equal:    every example has exactly the same token length (no padding for anyone), so this
             measures pure loop overhead;
 - variable: lengths uniform in [seq_len/8, seq_len], where TRL's default (pad each batch to its
             longest) and the minimal loop waste compute on padding, and packing does not.
+QLoRA rows (--qlora, on by default): ours (method: qlora) vs the minimal loop on the same 4-bit
+base (registry.models.load_base_model with the spec's default nf4 + double-quant settings and
+peft's prepare_model_for_kbit_training, as registry.train does), equal lengths.
 
 Throughput is *useful* tokens/s (non-pad tokens, all of which are forwarded and backpropagated),
 measured over the steps after the first (warm-up) one. Each contender runs in its own process
-so peak memory (CPU: peak RSS; CUDA: max allocated) is its own. Targets: ours >= 1.0x TRL and
->= 0.95x the minimal loop on equal lengths, >= 1.5x TRL on variable lengths.
+so peak memory (CPU: peak RSS; CUDA: max allocated) is its own.
+
+Achieved training FLOP/s = FLOPs per token x useful tokens/s, with FLOPs per token
+= 4 x N_frozen + 6 x N_lora: the frozen base's matmul weights N_frozen (decoder layers; the
+embedding lookup, the LM head and attention's seq^2 terms left out) cost 2 per weight in the
+forward pass and 2 for the input gradients, and get no weight gradients; the LoRA weights get
+all three (the usual 6 x N x tokens would overstate LoRA work by ~1.5x). It is reported as a
+fraction of the matmul peak (bench/matmul_peak.py) measured in this run, on the same threads.
+
+Targets: ours >= 1.0x TRL and >= 0.95x the minimal loop on equal lengths, >= 1.5x TRL on
+variable lengths, peak memory <= TRL's, QLoRA ours >= 0.95x the minimal QLoRA loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import random
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchkit import parse_args, ratio
 
 MODELS = {"tiny": "builtin:tiny-llama", "smollm2": "builtin:smollm2-135m-instruct"}
 CONTENDERS = ("ours", "minimal", "trl")
@@ -36,64 +51,12 @@ SPEC = """\
 name: bench
 version: 0.0.1
 base_model: {base}
-method: lora
+method: {method}
 lora: {{r: {r}, alpha: {alpha}, dropout: 0.0, target_modules: {targets}}}
 data: {{format: chat, train: datasets/bench/{data}.jsonl}}
 training: {{max_steps: {steps}, learning_rate: {lr}, batch_size: {batch}, max_seq_len: {seq},
            seed: 0, warmup_ratio: 0.0, scheduler: constant, packing: true}}
 """
-
-
-# -- data --------------------------------------------------------------------------------------
-
-
-def one_token_words(tokenizer, n: int = 400) -> list[str]:
-    """Words that are exactly one token with a leading space: k words == k tokens."""
-    candidates = [
-        "".join(random.Random(i).choice("abcdefghijklmnopqrstuvwxyz") for _ in range(3 + i % 4))
-        for i in range(20000)
-    ] + "the a of to and in is it you that he was for on are as with his they at be".split()
-    words = [
-        w
-        for w in dict.fromkeys(candidates)
-        if len(tokenizer.encode(" " + w, add_special_tokens=False)) == 1
-    ]
-    if len(words) < 20:  # a byte-level tokenizer: use fixed-width words instead (3 tokens each)
-        words = [w for w in dict.fromkeys(candidates) if len(w) == 2]
-    return words[:n]
-
-
-def make_data(tokenizer, folder: Path, n: int, seq_len: int) -> dict[str, Path]:
-    """Copy tasks (answer = the prompt's words reversed), equal and variable token lengths."""
-    from registry.data import Example, tokenize_example
-
-    words = one_token_words(tokenizer)
-    rng = random.Random(0)
-
-    def record(k: int) -> dict:
-        picked = [rng.choice(words) for _ in range(k)]
-        return {"messages": [
-            {"role": "user", "content": "Reverse:" + "".join(" " + w for w in picked)},
-            {"role": "assistant", "content": "Reversed:" + "".join(" " + w for w in reversed(picked))},
-        ]}  # fmt: skip
-
-    def length(rec: dict) -> int:
-        m = rec["messages"]
-        return len(tokenize_example(tokenizer, Example("x", 1, m[1]["content"], messages=(m[0],))))
-
-    # words per example such that the whole example is ~seq_len tokens
-    per_word = max(1, (length(record(40)) - length(record(0))) // 40)
-    fixed = length(record(0))
-    max_words = (seq_len - fixed) // (2 * per_word)
-    equal = [record(max_words) for _ in range(n)]
-    variable = [record(rng.randint(max(1, max_words // 8), max_words)) for _ in range(n)]
-    assert len({length(r) for r in equal}) == 1, "equal-length data is not equal"
-    paths = {}
-    for name, records in (("equal", equal), ("variable", variable)):
-        paths[name] = folder / "datasets" / "bench" / f"{name}.jsonl"
-        paths[name].parent.mkdir(parents=True, exist_ok=True)
-        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
-    return paths
 
 
 # -- workers (one process each) ----------------------------------------------------------------
@@ -133,8 +96,8 @@ def run_ours(args) -> dict:
     if CLOCK == "cpu":  # the loop times its steps with time.perf_counter: give it the CPU clock
         registry.train.time = type("CpuClock", (), {"perf_counter": staticmethod(clock)})
 
-    spec = parse_spec(SPEC.format(base=MODELS[args.model], r=R, alpha=ALPHA, targets=TARGETS,
-                                  data=args.data, steps=args.steps + 1, lr=LR,
+    spec = parse_spec(SPEC.format(base=MODELS[args.model], method=args.method, r=R, alpha=ALPHA,
+                                  targets=TARGETS, data=args.data, steps=args.steps + 1, lr=LR,
                                   batch=args.batch_size, seq=args.seq_len))  # fmt: skip
     spec._root = args.root
     result = train(spec, progress=False)
@@ -148,18 +111,35 @@ def run_ours(args) -> dict:
             "loss": log[-1]["loss"]}  # fmt: skip
 
 
+def _minimal_base(resolved, method: str):
+    """The base model as the minimal loop gets it; for QLoRA the same 4-bit recipe as ours."""
+    from registry.models import default_device, load_base_model
+
+    if method != "qlora":
+        return load_base_model(resolved)
+    from peft import prepare_model_for_kbit_training
+
+    from registry.spec import QuantizationConfig
+
+    model = load_base_model(resolved, quantization=QuantizationConfig())
+    return prepare_model_for_kbit_training(
+        model,
+        use_gradient_checkpointing=default_device().startswith("cuda"),  # as registry.train
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+    )
+
+
 def run_minimal(args) -> dict:
     """The loop everyone writes first: pad each batch to its longest, model(..., labels=...)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from registry.batching import step_examples  # the same batches as ours
-    from registry.models import load_base_model
 
     resolved, tok, examples = tokenized(args.root, args.data, MODELS[args.model], args.seq_len)
     torch.manual_seed(0)
     model = get_peft_model(
-        load_base_model(resolved),
+        _minimal_base(resolved, args.method),
         LoraConfig(r=R, lora_alpha=ALPHA, lora_dropout=0.0, target_modules=TARGETS),
     )
     device = next(model.parameters()).device
@@ -251,6 +231,23 @@ def worker(args) -> None:
 # -- driver ------------------------------------------------------------------------------------
 
 
+def flops_per_token(model_dir: Path) -> tuple[float, int, int]:
+    """(4 * N_frozen + 6 * N_lora, N_frozen, N_lora) from the checkpoint's tensor shapes."""
+    from safetensors import safe_open
+
+    frozen = lora = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as fh:
+            for key in fh.keys():
+                shape = fh.get_slice(key).get_shape()
+                if len(shape) != 2 or "embed_tokens" in key or "lm_head" in key:
+                    continue  # norms, biases, the embedding lookup, the (often tied) LM head
+                frozen += math.prod(shape)
+                if any(f".{t}." in key for t in TARGETS):
+                    lora += R * sum(shape)  # A: r x in, B: out x r
+    return 4.0 * frozen + 6.0 * lora, frozen, lora
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -264,6 +261,9 @@ def main() -> None:
         "--repeat", type=int, default=1, help="interleaved rounds; the best of each is kept"
     )
     parser.add_argument("--data", default="equal,variable")
+    parser.add_argument("--qlora", action=argparse.BooleanOptionalAction, default=True,
+                        help="also ours vs minimal on the 4-bit base, equal lengths")  # fmt: skip
+    parser.add_argument("--peak-size", type=int, default=2048, help="matmul size for the peak")
     parser.add_argument("--threads", type=int, help="torch threads per worker (default: torch's)")
     parser.add_argument(
         "--clock",
@@ -273,54 +273,66 @@ def main() -> None:
         "robust when other jobs share the machine",
     )
     parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--method", choices=("lora", "qlora"), default="lora", help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(
+        parser, {"model": "tiny", "steps": 2, "data": "equal", "peak_size": 1024, "clock": "cpu"}
+    )
+    import torch
+
+    if args.clock == "cpu" and torch.cuda.is_available():
+        args.clock = "wall"  # GPU work is asynchronous: process CPU time does not measure it
     if args.clock == "cpu" and not args.threads:
         args.threads = 1  # with several threads, CPU time counts their spin-waits too
     if args.worker:
         return worker(args)
 
-    from registry.models import cache_dir, load_tokenizer, resolve_base_model
+    from matmul_peak import peak_flops
+    from train_data import make_data
 
-    models = cache_dir() / "models"
+    from registry.models import load_tokenizer, resolve_base_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the peak on the workers' thread count
     resolved = resolve_base_model(MODELS[args.model])  # convert once, outside the timings
+    timer = time.process_time if args.clock == "cpu" else None  # the same clock as the steps
+    peaks = [peak_flops(args.peak_size, timer=timer)]
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
-        make_data(
-            load_tokenizer(resolved),
-            root,
-            n=args.batch_size * (args.steps + 1),
-            seq_len=args.seq_len,
-        )
+        make_data(load_tokenizer(resolved), root, n=args.batch_size * (args.steps + 1),
+                  seq_len=args.seq_len)  # fmt: skip
+        runs = [(d, "lora", n) for d in args.data.split(",") for n in args.only.split(",")]
+        if args.qlora:
+            runs += [("equal", "qlora", n) for n in ("ours", "minimal")]
         rows = []
         # rounds interleave the contenders, so a burst of load from elsewhere hits all of them
-        for data in args.data.split(","):
-            for attempt in range(args.repeat):
-                for name in args.only.split(","):
-                    result = run_worker(
-                        root / f"cache-{data}-{name}-{attempt}", models, root, data, name, args
-                    )
-                    rows.append((data, name, result))
-                    print(f"{data:9s} {name:8s} {result['tokens_per_s']:9.1f} tok/s  "
-                          f"peak {result['peak_mb']:8.1f} MB  pad {_pct(result['pad_fraction'])}",
-                          flush=True)  # fmt: skip
-    print_table(rows, args)
+        for attempt in range(args.repeat):
+            for data, method, name in runs:
+                result = run_worker(root / f"c-{data}-{method}-{name}-{attempt}", root, data,
+                                    method, name, args)  # fmt: skip
+                rows.append((data, method, name, result))
+                print(f"{data:9s} {method:6s} {name:8s} {result['tokens_per_s']:9.1f} tok/s  "
+                      f"peak {result['peak_mb']:8.1f} MB  pad {_pct(result['pad_fraction'])}",
+                      flush=True)  # fmt: skip
+    peaks.append(peak_flops(args.peak_size, timer=timer))  # before and after: the best is the peak
+    report(rows, args, max(peaks), flops_per_token(Path(resolved.path)))
 
 
-def run_worker(cache: Path, models: Path, root: Path, data: str, name: str, args) -> dict:
+def run_worker(cache: Path, root: Path, data: str, method: str, name: str, args) -> dict:
     """One contender in a fresh process with a fresh artifact cache (so nothing is reused)."""
-    cache.mkdir()
-    (cache / "models").symlink_to(models.resolve())
-    env = {**os.environ, "REGISTRY_CACHE": str(cache), "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, __file__, "--worker", name, "--root", str(root), "--data", data,
-           "--model", args.model, "--steps", str(args.steps), "--batch-size",
+    from benchkit import isolated_cache
+
+    env = {**os.environ, "REGISTRY_CACHE": str(isolated_cache(cache)),
+           "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    cmd = [sys.executable, __file__, "--worker", name, "--method", method, "--root", str(root),
+           "--data", data, "--model", args.model, "--steps", str(args.steps), "--batch-size",
            str(args.batch_size), "--seq-len", str(args.seq_len)]  # fmt: skip
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--clock", args.clock]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
-        sys.exit(f"{name} on {data} failed:\n{proc.stderr[-3000:]}")
+        sys.exit(f"{name} ({method}) on {data} failed:\n{proc.stderr[-3000:]}")
     return json.loads(line[-1].removeprefix("RESULT "))
 
 
@@ -328,33 +340,69 @@ def _pct(x: float | None) -> str:
     return "   n/a" if x is None else f"{100 * x:5.1f}%"
 
 
-def print_table(rows, args) -> None:
-    by: dict[tuple[str, str], dict] = {}
-    for d, n, r in rows:  # best of the rounds
-        if (d, n) not in by or r["tokens_per_s"] > by[(d, n)]["tokens_per_s"]:
-            by[(d, n)] = r
+def report(rows, args, peak: float, fpt: tuple[float, int, int]) -> None:
+    """The tables, then the RATIO lines (only for contenders that ran)."""
+    import torch
+
+    by: dict[tuple[str, str, str], dict] = {}
+    for d, m, n, r in rows:  # best of the rounds
+        if (d, m, n) not in by or r["tokens_per_s"] > by[(d, m, n)]["tokens_per_s"]:
+            by[(d, m, n)] = r
+    per_token, frozen, lora = fpt
     per = "CPU second, 1 thread" if args.clock == "cpu" else "second"
-    print(f"\nmodel {MODELS[args.model]}, batch {args.batch_size} x <= {args.seq_len} tokens, "
+    model = MODELS[args.model]
+    print(f"\nmodel {model}, batch {args.batch_size} x <= {args.seq_len} tokens, "
           f"{args.steps} measured steps, useful (non-pad) tokens per {per}\n")  # fmt: skip
-    print(
-        "| data     | ours tok/s | minimal tok/s | TRL tok/s | ours/minimal | ours/TRL | peak MB ours/min/TRL |"
-    )
-    print(
-        "|----------|-----------:|--------------:|----------:|-------------:|---------:|----------------------|"
-    )
-    for data in args.data.split(","):
-        o, m, t = (by.get((data, n)) for n in CONTENDERS)
+    print("| data | method | contender | tok/s | peak MB | pad | GFLOP/s | of matmul peak |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for (d, m, n), r in by.items():
+        achieved = per_token * r["tokens_per_s"]
+        print(f"| {d} | {m} | {n} | {r['tokens_per_s']:.1f} | {r['peak_mb']:.0f} | "
+              f"{_pct(r['pad_fraction']).strip()} | {achieved / 1e9:.2f} | {achieved / peak:.1%} |")  # fmt: skip
+    print(f"\nFLOPs per useful token = 4 x N_frozen + 6 x N_lora = 4 x {frozen:,} + 6 x {lora:,} "
+          f"= {per_token / 1e6:.1f} MFLOP (forward + input gradients of the frozen base, "
+          f"+ weight gradients of LoRA; LM head and attention scores left out); matmul peak "
+          f"measured in this run: {peak / 1e9:.1f} GFLOP/s\n")  # fmt: skip
 
-        def tps(r):
-            return f"{r['tokens_per_s']:.1f}" if r else "-"
+    def tps(d, m, n):
+        r = by.get((d, m, n))
+        return r["tokens_per_s"] if r else None
 
-        def ratio(a, b):
-            return f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x" if a and b else "-"
-
-        peaks = "/".join(f"{r['peak_mb']:.0f}" if r else "-" for r in (o, m, t))
-        print(
-            f"| {data:8s} | {tps(o):>10s} | {tps(m):>13s} | {tps(t):>9s} | {ratio(o, m):>12s} | {ratio(o, t):>8s} | {peaks:20s} |"
-        )
+    where = f"{model.removeprefix('builtin:')}, batch {args.batch_size}x{args.seq_len}"
+    lines = [
+        ("equal", "minimal", ">= 0.95x", "useful tokens/s, same batches, equal lengths"),
+        ("equal", "trl", ">= 1.0x", "useful tokens/s vs SFTTrainer, equal lengths"),
+        ("variable", "minimal", "-", "useful tokens/s, variable lengths (packing vs padding)"),
+        ("variable", "trl", ">= 1.5x", "useful tokens/s vs SFTTrainer, variable lengths"),
+    ]
+    for d, other, target, what in lines:
+        ours, ref = tps(d, "lora", "ours"), tps(d, "lora", other)
+        if ours and ref:
+            label = "TRL" if other == "trl" else other
+            ratio(f"train ours/{label} tok/s, {d} lengths", f"{ours / ref:.2f}x", target,
+                  f"{what}; {where}")  # fmt: skip
+    peaks = {n: max((r["peak_mb"] for (d, m, k), r in by.items() if m == "lora" and k == n),
+                    default=None) for n in ("ours", "trl")}  # fmt: skip
+    kind = "CUDA max allocated" if torch.cuda.is_available() else "peak RSS"
+    if peaks["ours"] and peaks["trl"]:
+        ratio("train peak memory ours/TRL", f"{peaks['ours'] / peaks['trl']:.2f}x", "<= 1.0x",
+              f"{kind} {peaks['ours']:.0f} / {peaks['trl']:.0f} MB; {where}")  # fmt: skip
+    for d in args.data.split(","):
+        if tps(d, "lora", "ours"):
+            frac = per_token * tps(d, "lora", "ours") / peak
+            ratio(f"train FLOP/s / matmul peak, ours, {d} lengths", f"{frac:.1%}", "-",
+                  f"(4*N_frozen + 6*N_lora) x useful tok/s over the {peak / 1e9:.0f} GFLOP/s "
+                  f"matmul peak of this run; {where}")  # fmt: skip
+    q_ours, q_min = tps("equal", "qlora", "ours"), tps("equal", "qlora", "minimal")
+    if q_ours and q_min:
+        ratio("train QLoRA ours/minimal tok/s", f"{q_ours / q_min:.2f}x", ">= 0.95x",
+              f"4-bit nf4 base, same batches, equal lengths; {where}")  # fmt: skip
+        lora_peak, q_peak = by.get(("equal", "lora", "ours")), by[("equal", "qlora", "ours")]
+        if lora_peak:
+            ratio("train QLoRA/LoRA peak memory, ours",
+                  f"{q_peak['peak_mb'] / lora_peak['peak_mb']:.2f}x", "< 1.0x",
+                  f"{kind} {q_peak['peak_mb']:.0f} / {lora_peak['peak_mb']:.0f} MB, a high-water "
+                  f"mark over loading and training; {where}")  # fmt: skip
 
 
 if __name__ == "__main__":
