@@ -226,10 +226,15 @@ def eval_(name, adapter, out, limit, base_model, previous, against_current, stor
     if against_current:
         if previous is not None:
             raise click.UsageError("--previous and --against-current exclude each other")
+        import os
+
         from registry.sync import current_version_dir
 
-        previous = current_version_dir(spec, _store(store_url))
-        click.echo(f"previous version: {previous or 'none published yet'}")
+        if store_url or os.environ.get("REGISTRY_STORE"):
+            previous = current_version_dir(spec, _store(store_url))
+            click.echo(f"previous version: {previous or 'none published yet'}")
+        else:  # a PR job without a configured store compares with base and baseline only
+            click.echo("previous version: no store configured (--store / REGISTRY_STORE)")
     report = evaluate(
         spec,
         adapter,

@@ -328,7 +328,10 @@ def test_spent_retries_in_a_pull_fail_cleanly_and_leave_no_cache_entry(
     message = str(caught.value)
     assert "\n" not in message and "failed" in message and SECRET not in message
     # retried (by us, and on downloads by huggingface_hub too), then given up
-    assert len(set(pull_hub.faulted)) == 1 and len(pull_hub.faulted) >= store.retries + 1
+    # file downloads get one retry of ours (huggingface_hub resumes transfers itself)
+    (request,) = set(pull_hub.faulted)
+    tries = min(store.retries, 1) + 1 if "/resolve/" in request[1] else store.retries + 1
+    assert len(pull_hub.faulted) >= tries
     commit = pull_hub.repos[REPO].tags["v1.0.0"]
     entry = _cache_path(store, NAME, commit)
     assert not entry.exists()  # nothing a later pull could trust

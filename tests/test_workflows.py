@@ -274,7 +274,7 @@ def test_pr_workflow_shape():
         '.venv/bin/registry validate "adapters/${ADAPTER}"',
         '.venv/bin/registry train "${ADAPTER}" --out "out/${ADAPTER}" --quiet',
         '.venv/bin/registry eval "${ADAPTER}" --adapter "out/${ADAPTER}" --out "out/${ADAPTER}"'
-        " --quiet",
+        " --quiet --against-current",
     ]
     upload = steps(train)[-1]
     assert upload["uses"].startswith("actions/upload-artifact@")
