@@ -226,8 +226,6 @@ def eval_(name, adapter, out, limit, base_model, previous, against_current, stor
     if against_current:
         if previous is not None:
             raise click.UsageError("--previous and --against-current exclude each other")
-        import os
-
         from registry.sync import current_version_dir
 
         if store_url or os.environ.get("REGISTRY_STORE"):

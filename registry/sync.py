@@ -48,7 +48,6 @@ def publish_declared(spec: Spec, store, *, work: Path, progress: bool = True) ->
     result = train(spec, work, progress=progress)
     report_path = result.adapter_dir / "report.json"
     report = _matching_report(report_path, result.fingerprint, spec)
-    reused_report = report is not None
     previous_dir = None
     if report is None:
         # Compared against the current version, as the pull request's evaluation was: then the
@@ -57,7 +56,7 @@ def publish_declared(spec: Spec, store, *, work: Path, progress: bool = True) ->
         eval_config = spec.eval.model_dump(mode="json")
         previous_fp = fingerprint_of(previous_dir)
         report = recall(result.fingerprint, eval_config, previous_fp, into=result.adapter_dir)
-        reused_report = report is not None
+    reused_report = report is not None
     if report is None:
         evaluate(spec, result.adapter_dir, previous_adapter_dir=previous_dir, progress=progress)
         report = json.loads(report_path.read_text())
