@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
     from registry.spec import Spec
 
-MAX_VAL_EXAMPLES = 128  # validation loss runs ~5 times per run: bound its cost on a CPU
-
 
 def load_splits(spec: Spec) -> tuple[list[Example], list[Example]]:
     """Train and validation examples: the eval file, else a held-out fraction of train."""
@@ -64,7 +62,7 @@ def tokenize_splits(
     train_tok = [tokenize_example(tokenizer, ex) for ex in train]
     truncated = sum(len(tok) > n for tok in train_tok)
     train_tok = [TokenizedExample(t.input_ids[:n], t.labels[:n]) for t in train_tok]
-    val_tok = [tokenize_example(tokenizer, ex, n) for ex in val[:MAX_VAL_EXAMPLES]]
+    val_tok = [tokenize_example(tokenizer, ex, n) for ex in val[: spec.training.val_examples]]
     return train_tok, val_tok, truncated
 
 

@@ -32,7 +32,9 @@ def dataset_hashes(spec: Spec) -> dict[str, str]:
 
 
 def fingerprint_inputs(spec: Spec, base: ResolvedModel, datasets: dict[str, str]) -> dict:
-    weights_spec = {k: v for k, v in spec.model_dump(mode="json").items() if k not in NOT_WEIGHTS}
+    # exclude_none: a new optional key of the schema, left unset, does not retrain every adapter
+    dumped = spec.model_dump(mode="json", exclude_none=True)
+    weights_spec = {k: v for k, v in dumped.items() if k not in NOT_WEIGHTS}
     # Data paths are where files live, not what they hold: hash the content instead.
     weights_spec["data"] = {
         k: v for k, v in weights_spec["data"].items() if k not in ("train", "eval")

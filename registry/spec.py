@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from registry.errors import InvalidInput, Problem
 
@@ -55,6 +63,19 @@ class LoraConfig(_Strict):
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="train biases too")
     use_rslora: bool = Field(False, description="rank-stabilised scaling alpha/sqrt(r)")
+    layers_to_transform: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="Adapt only these decoder layers (0-based); default all. Backpropagation "
+        "stops at the lowest one, so upper layers only train faster",
+    )
+
+    @field_validator("layers_to_transform")
+    @classmethod
+    def _distinct_layers(cls, layers: list[int] | None) -> list[int] | None:
+        if layers and (min(layers) < 0 or len(set(layers)) != len(layers)):
+            raise ValueError("distinct layer indices >= 0")
+        return layers
 
 
 class QuantizationConfig(_Strict):
@@ -118,6 +139,9 @@ class TrainingConfig(_Strict):
         True, description="pack examples into full rows (no cross-attention between them)"
     )
     eval_every: int | None = Field(None, ge=1, description="validation loss every N steps")
+    val_examples: int = Field(
+        128, ge=1, description="validation loss uses the first N validation examples (its cost)"
+    )
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps")
     early_stopping_patience: int | None = Field(None, ge=1)
 
@@ -262,6 +286,15 @@ class Spec(_Strict):
     @property
     def eval_path(self) -> Path | None:
         return self.root / self.data.eval if self.data.eval else None
+
+    def problem(self, field: str, message: str) -> Problem:
+        """A finding about `field` (dotted) that only a later stage can make, with its line."""
+        file, line = str(self.path or "<spec>"), None
+        if self.path is not None and self.path.is_file():
+            node = yaml.compose(self.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+            if node is not None:
+                line = _line_for(_line_index(node), tuple(field.split(".")))
+        return Problem(file=file, message=message, line=line, field=field)
 
     def with_overrides(self, **changes: Any) -> Spec:
         """A copy with dotted-key overrides, e.g. {"training.max_steps": 5}; re-validated."""

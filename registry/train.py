@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import ValidationError
 
 from registry import batching, checkpoint, distributed
-from registry.data import IGNORE_INDEX
 from registry.distributed import Dist
 from registry.errors import InvalidInput, Problem
 from registry.fingerprint import dataset_hashes, fingerprint
+from registry.loss import CausalLMLoss, base_val_key, lr_factor, recall, remember
 from registry.models import (
     ResolvedModel,
     cache_dir,
@@ -145,46 +144,6 @@ def train(
     return _deliver(p, artifact, out, cached, d)
 
 
-class CausalLMLoss(torch.nn.Module):
-    """Summed next-token loss over the trained positions only (targets come pre-shifted).
-
-    The vocabulary projection runs only where a target exists, not over every prompt and pad
-    position: with answer-only loss that is most of the logits' compute and memory. Models that
-    post-process logits (soft-capping, scaling) take the plain path.
-    """
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        cfg = model.get_base_model().config
-        post = ("final_logit_softcapping", "logit_scale", "logits_scaling")
-        self.head_only = all(getattr(cfg, attr, None) is None for attr in post)
-
-    def forward(self, input_ids, position_ids, targets) -> torch.Tensor:
-        base = self.model.get_base_model()
-        keep = targets != IGNORE_INDEX
-        # use_cache=False matters: transformers detects packed rows only when there is no cache
-        kwargs = {"input_ids": input_ids, "position_ids": position_ids, "use_cache": False}
-        if self.head_only:
-            hidden = base.get_decoder()(**kwargs).last_hidden_state
-            logits = base.get_output_embeddings()(hidden[keep])
-        else:
-            logits = base(**kwargs).logits[keep]
-        return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
-
-
-def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
-    """Multiplier of the peak LR at `step` (the usual HF shapes: linear warmup, then decay)."""
-    if step < warmup:
-        return step / max(1, warmup)
-    progress = (step - warmup) / max(1, total - warmup)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    if kind == "linear":
-        return max(0.0, 1.0 - progress)
-    return 1.0
-
-
 def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress: bool) -> None:
     spec, t = p.effective, p.effective.training
     wall_start = time.perf_counter()
@@ -220,15 +179,29 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     val_batches = batching.micro_batches(val_ex, list(range(len(val_ex))), **batch_args)
     my_val = val_batches[d.rank :: d.world_size]
 
-    def val_loss() -> float | None:
+    def val_loss(adapter: bool = True) -> float | None:
         if not val_batches:
             return None
         head.eval()
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.nullcontext() if adapter else model.disable_adapter():
             loss = sum(head(*b.tensors(device)).item() for b in my_val)
         head.train()
         loss, count = distributed.sum_all(d, [loss, sum(b.n_targets for b in my_val)])
         return loss / max(count, 1)
+
+    def base_val_loss() -> float | None:
+        """What the adapter must beat; the same for every adapter on this base and data."""
+        if not val_batches:
+            return None
+        quant = spec.quantization.model_dump_json() if spec.quantization else "full"
+        key = base_val_key(f"{p.base.sha256}:{quant}", device, dtype, val_batches)
+        # rank 0 decides for all: every rank must join the validation pass, or none
+        value = distributed.broadcast(d, recall(cache_dir() / "val-loss", key))
+        if value is None:
+            value = val_loss(adapter=False)
+            if d.is_main:
+                remember(cache_dir() / "val-loss", key, value)
+        return value
 
     def weights() -> dict[str, torch.Tensor]:
         return {n: prm.detach().clone() for n, prm in named}
@@ -254,7 +227,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     elif resume:
         raise InvalidInput(f"nothing to resume: no checkpoint in {work}", file="--resume")
     else:
-        s["base_val"] = val_loss()  # the base model's loss: what the adapter must beat
+        s["base_val"] = base_val_loss()
 
     bar = _progress_bar(total, s["step"], progress)
     stop = False
@@ -373,6 +346,12 @@ def _build_model(spec: Spec, base: ResolvedModel, device: str, dtype: torch.dtyp
                 gradient_checkpointing_kwargs={"use_reentrant": False},
             )
         lora = spec.lora
+        n_layers = model.config.num_hidden_layers
+        if lora.layers_to_transform and max(lora.layers_to_transform) >= n_layers:
+            message = (
+                f"{base.ref} has layers 0..{n_layers - 1}, not {max(lora.layers_to_transform)}"
+            )
+            raise InvalidInput([spec.problem("lora.layers_to_transform", message)])
         config = LoraConfig(
             r=lora.r,
             lora_alpha=lora.alpha,
@@ -380,6 +359,7 @@ def _build_model(spec: Spec, base: ResolvedModel, device: str, dtype: torch.dtyp
             target_modules=lora.target_modules,
             bias=lora.bias,
             use_rslora=lora.use_rslora,
+            layers_to_transform=lora.layers_to_transform,
             use_dora=spec.method == "dora",
             task_type="CAUSAL_LM",
         )

@@ -89,8 +89,8 @@ def test_packing_keeps_padding_low_on_variable_lengths():
 def lora_head(tiny_model):
     from peft import LoraConfig, get_peft_model
 
+    from registry.loss import CausalLMLoss
     from registry.models import load_base_model
-    from registry.train import CausalLMLoss
 
     torch.manual_seed(0)
     config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)

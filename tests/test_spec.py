@@ -88,6 +88,12 @@ def test_epochs_xor_max_steps():
     assert problem.field == "training" and "not both" in problem.message
 
 
+@pytest.mark.parametrize("layers", ["[3, 3]", "[-1]", "[]"])
+def test_layers_to_transform_are_distinct_non_negative_indices(layers):
+    (problem,) = problems_of(MINIMAL + f"lora:\n  r: 8\n  layers_to_transform: {layers}\n")
+    assert problem.field == "lora.layers_to_transform" and problem.line == 7
+
+
 def test_qlora_gets_4bit_defaults_and_lora_refuses_quantization():
     spec = parse_spec(MINIMAL + "method: qlora\n")
     assert spec.quantization.quant_type == "nf4" and spec.quantization.double_quant

@@ -98,6 +98,42 @@ def test_output_loads_with_plain_peft_and_generates(toy_repo, tiny_model, tmp_pa
     assert generated.shape[1] > ids.shape[1]
 
 
+def test_base_validation_loss_is_remembered_across_adapters(toy_repo, fresh_cache):
+    cache = fresh_cache()
+    spec = toy_spec(toy_repo, **FAST)
+    first = train(spec, progress=False).metrics["base_val_loss"]
+    (entry,) = (cache / "val-loss").glob("*.json")
+    entry.write_text('{"value": 123.0}')  # a marker: a retrain must read it, not recompute
+    assert train(spec, seed=5, progress=False).metrics["base_val_loss"] == 123.0
+    entry.write_text("{damaged")
+    assert train(spec, seed=6, progress=False).metrics["base_val_loss"] == pytest.approx(first)
+    # other validation rows (a shorter max_seq_len cuts them) are another entry
+    shorter = toy_spec(toy_repo, **FAST, **{"training.max_seq_len": 16})
+    train(shorter, progress=False)
+    assert len(list((cache / "val-loss").glob("*.json"))) == 2
+
+
+def test_layers_to_transform_adapts_only_those_layers(toy_repo, tmp_path):
+    spec = toy_spec(toy_repo, **FAST)
+    upper = spec.with_overrides(**{"lora.layers_to_transform": [1]})
+    result = train(upper, tmp_path / "out", progress=False)
+    keys = tensors(result.adapter_dir).keys()
+    assert keys and all(".layers.1." in k for k in keys)
+    config = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert config["layers_to_transform"] == [1]
+    assert result.fingerprint != train(spec, progress=False).fingerprint
+    assert result.metrics["final_val_loss"] < result.metrics["base_val_loss"]
+
+
+def test_layers_to_transform_beyond_the_model_is_invalid_input(toy_repo):
+    spec = toy_spec(toy_repo, **FAST, **{"lora.layers_to_transform": [0, 2]})
+    with pytest.raises(InvalidInput) as err:
+        train(spec, progress=False)
+    problem = err.value.problems[0]
+    assert problem.field == "lora.layers_to_transform" and problem.line == 6  # the `lora:` line
+    assert "layers 0..1, not 2" in problem.message and problem.file.endswith("adapter.yaml")
+
+
 def test_same_seed_is_bitwise_identical_other_seed_differs(toy_repo, fresh_cache, tmp_path):
     spec = toy_spec(toy_repo, **FAST, **{"lora.dropout": 0.1})
     fresh_cache("a")
@@ -148,6 +184,8 @@ def test_log_plot_and_validation_fraction(toy_repo, tmp_path):
     spec = toy_spec(toy_repo, **FAST, **{"data.eval": None, "data.validation_fraction": 0.25})
     result = train(spec, tmp_path / "out", progress=False)
     assert result.metrics["val_examples"] == 16 and result.metrics["train_examples"] == 48
+    capped = toy_spec(toy_repo, **FAST, **{"training.val_examples": 5})
+    assert train(capped, progress=False).metrics["val_examples"] == 5
     entries = log(result.adapter_dir)
     assert [e["step"] for e in entries] == list(range(1, 13))
     assert all({"loss", "lr", "tokens", "tokens_per_s"} <= e.keys() for e in entries)
