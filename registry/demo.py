@@ -223,18 +223,18 @@ def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
 
     narrate(
         "5. PR #2 changes the adapter to 1.1.0",
-        "More regularisation (LoRA dropout 0.1) and a new seed: the weights change, so CI\n"
-        "retrains. Its eval also runs 1.0.0, the version served now, as a fourth contender;\n"
-        "the base model's and the prompt baseline's outputs are remembered from PR #1.",
+        "Twice the LoRA rank (r 32, alpha 64): the weights change, so CI retrains. Its eval\n"
+        "also runs 1.0.0, the version served now, as a fourth contender; the base model's\n"
+        "validation loss and outputs and the prompt baseline's are remembered from PR #1.",
     )
     sb.git("checkout", "-q", "-b", "tune-ticket-json")
     spec_path = sb.repo / "adapters" / DEMO_ADAPTER / "adapter.yaml"
     spec = yaml.safe_load(spec_path.read_text())
     spec["version"] = "1.1.0"
-    spec["lora"]["dropout"] = 0.1
-    spec["training"]["seed"] += 1
+    spec["lora"]["r"] *= 2
+    spec["lora"]["alpha"] *= 2
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False, width=100))
-    sb.git("commit", "-q", "-am", "ticket-json 1.1.0: LoRA dropout 0.1")
+    sb.git("commit", "-q", "-am", "ticket-json 1.1.0: LoRA rank 32")
     _pr_train_eval(sb, "1.1.0", "runs/pr2")
     merge_2 = _merge(sb, "tune-ticket-json", "Merge PR #2: ticket-json 1.1.0")
     sb.timed("sync publish 1.1.0", "sync")
