@@ -130,19 +130,34 @@ class Batch:
     tokens: int  # real (non-pad) tokens
     pad_tokens: int
     n_targets: int  # trained tokens: what the loss is averaged over
+    prefix: torch.Tensor | None = None  # [rows, T, hidden]: frozen-prefix states (prefix.py)
 
-    def tensors(self, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.input_ids.to(device), self.position_ids.to(device), self.targets.to(device)
+    def tensors(self, device: str) -> tuple[torch.Tensor, ...]:
+        out = (self.input_ids.to(device), self.position_ids.to(device), self.targets.to(device))
+        return out if self.prefix is None else (*out, self.prefix.to(device))
 
 
-def collate(rows: list[list[TokenizedExample]], pad_id: int) -> Batch:
+def collate(
+    rows: list[list[TokenizedExample]],
+    pad_id: int,
+    states: list[list[torch.Tensor]] | None = None,
+) -> Batch:
     """Concatenate each row's examples, right-pad rows to the longest one.
 
     Pad tokens continue the last example's positions: they sit after every real token, so the
     causal mask already hides them, and a row holding a single example then needs no mask at all
-    (sdpa keeps its fast is_causal path).
+    (sdpa keeps its fast is_causal path). `states` (per example, as rows) fill `prefix`; pads
+    get zeros there, which no real token ever attends to.
     """
     width = max(sum(len(ex) for ex in row) for row in rows)
+    prefix = None
+    if states is not None:
+        hidden = states[0][0]
+        prefix = torch.zeros((len(rows), width, hidden.shape[-1]), dtype=hidden.dtype)
+        for r, row_states in enumerate(states):
+            if row_states:
+                joined = torch.cat(row_states)
+                prefix[r, : len(joined)] = joined
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
@@ -161,7 +176,8 @@ def collate(rows: list[list[TokenizedExample]], pad_id: int) -> Batch:
             position_ids[r, at:] = torch.arange(last + 1, last + 1 + width - at)
         tokens += at
     n_targets = int((targets != IGNORE_INDEX).sum())
-    return Batch(input_ids, position_ids, targets, tokens, len(rows) * width - tokens, n_targets)
+    pads = len(rows) * width - tokens
+    return Batch(input_ids, position_ids, targets, tokens, pads, n_targets, prefix)
 
 
 def micro_batches(
@@ -172,6 +188,7 @@ def micro_batches(
     rows_per_batch: int,
     pad_id: int,
     packing: bool = True,
+    states: list[torch.Tensor] | None = None,
 ) -> list[Batch]:
     """Pack `ids` (indices into `examples`) into rows, then group rows into micro-batches.
 
@@ -182,9 +199,11 @@ def micro_batches(
     # dataset): key rows by position in `ids`, not by example index.
     lengths = {pos: len(examples[i]) for pos, i in enumerate(ids)}
     rows = pack(lengths, max_seq_len, packing)
-    return [
-        collate(
-            [[examples[ids[pos]] for pos in row] for row in rows[k : k + rows_per_batch]], pad_id
+    batches = []
+    for k in range(0, len(rows), rows_per_batch):
+        group = rows[k : k + rows_per_batch]
+        row_states = None if states is None else [[states[ids[p]] for p in row] for row in group]
+        batches.append(
+            collate([[examples[ids[p]] for p in row] for row in group], pad_id, row_states)
         )
-        for k in range(0, len(rows), rows_per_batch)
-    ]
+    return batches

@@ -79,7 +79,12 @@ def evaluate(
     weights = _weights_ids(spec, resolved, adapter_dir, previous_adapter_dir, contenders)
     scores = _score_all(spec, model, tokenizer, contenders, inputs, weights, progress)
     drift = general_drift(
-        model, tokenizer, adapter=ADAPTER, base_id=weights["base"], progress=progress
+        model,
+        tokenizer,
+        adapter=ADAPTER,
+        base_id=weights["base"],
+        batch_size=spec.eval.batch_size,
+        progress=progress,
     )
 
     metrics = {m: {c: _mean(scores[c][m]) for c in contenders} for m in spec.eval.metrics}

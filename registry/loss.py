@@ -36,11 +36,13 @@ class CausalLMLoss(torch.nn.Module):
         post = ("final_logit_softcapping", "logit_scale", "logits_scaling")
         self.head_only = all(getattr(cfg, attr, None) is None for attr in post)
 
-    def forward(self, input_ids, position_ids, targets) -> torch.Tensor:
+    def forward(self, input_ids, position_ids, targets, prefix=None) -> torch.Tensor:
         base = self.model.get_base_model()
         keep = targets != IGNORE_INDEX
         # use_cache=False matters: transformers detects packed rows only when there is no cache
         kwargs = {"input_ids": input_ids, "position_ids": position_ids, "use_cache": False}
+        if prefix is not None:  # frozen-prefix states (registry/prefix.py) replace the tokens
+            kwargs = {**kwargs, "input_ids": None, "inputs_embeds": prefix}
         if self.head_only:
             hidden = base.get_decoder()(**kwargs).last_hidden_state
             logits = base.get_output_embeddings()(hidden[keep])
@@ -65,7 +67,7 @@ def base_val_key(base_id: str, device: str, dtype: torch.dtype, batches: Sequenc
     """Content key of a base-model validation pass: weights, numerics and the exact rows."""
     h = hashlib.sha256(json.dumps([base_id, device, str(dtype)]).encode())
     for b in batches:
-        for tensor in b.tensors("cpu"):
+        for tensor in b.tensors("cpu")[:3]:  # tokens, positions, targets
             h.update(tensor.numpy().tobytes())
             h.update(str(tuple(tensor.shape)).encode())
     return h.hexdigest()

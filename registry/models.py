@@ -172,7 +172,7 @@ def _resolve_smollm2(ref: str) -> ResolvedModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, torch_dtype="float32"
+            gguf.parent, gguf_file=gguf.name, dtype="float32"
         )
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The weights are dequantized now; drop the GGUF quantizer state so the saved copy is a

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from registry import batching, checkpoint, distributed
+from registry import batching, checkpoint, distributed, prefix
 from registry.distributed import Dist
 from registry.errors import InvalidInput, Problem
 from registry.fingerprint import dataset_hashes, fingerprint
@@ -176,7 +176,18 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     save_every = t.save_every or max(1, math.ceil(total / 5))  # a checkpoint every ~20%
     batch_args = {"max_seq_len": t.max_seq_len, "rows_per_batch": t.batch_size,
                   "pad_id": tokenizer.pad_token_id, "packing": t.packing}  # fmt: skip
-    val_batches = batching.micro_batches(val_ex, list(range(len(val_ex))), **batch_args)
+    quant = spec.quantization.model_dump_json() if spec.quantization else "full"
+    base_id = f"{p.base.sha256}:{quant}"
+    # Layers below the lowest adapted one run once per example, not at every step (prefix.py).
+    frozen = prefix.prepare(model, spec, base_id, train_ex, val_ex, device=device, dtype=dtype,
+                            batch_args=batch_args, world_size=d.world_size,
+                            root=cache_dir() / "prefix")  # fmt: skip
+    bypass = contextlib.ExitStack()
+    if frozen is not None:
+        bypass.enter_context(prefix.bypass(frozen.layers, frozen.k))
+    train_states = frozen.train if frozen else None
+    val_batches = batching.micro_batches(val_ex, list(range(len(val_ex))), **batch_args,
+                                         states=frozen.val if frozen else None)  # fmt: skip
     my_val = val_batches[d.rank :: d.world_size]
 
     def val_loss(adapter: bool = True) -> float | None:
@@ -193,8 +204,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
         """What the adapter must beat; the same for every adapter on this base and data."""
         if not val_batches:
             return None
-        quant = spec.quantization.model_dump_json() if spec.quantization else "full"
-        key = base_val_key(f"{p.base.sha256}:{quant}", device, dtype, val_batches)
+        key = base_val_key(base_id, device, dtype, val_batches)
         # rank 0 decides for all: every rank must join the validation pass, or none
         value = distributed.broadcast(d, recall(cache_dir() / "val-loss", key))
         if value is None:
@@ -236,7 +246,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
         t0 = time.perf_counter()
         ids = batching.step_examples(len(train_ex), global_batch, step, t.seed)
         batches = batching.micro_batches(
-            train_ex, batching.shard(ids, d.rank, d.world_size), **batch_args
+            train_ex, batching.shard(ids, d.rank, d.world_size), **batch_args, states=train_states
         )
         # The loss is the mean over every trained token of the global batch, whatever the
         # packing, accumulation or process count; DDP averages gradients, hence * world_size.
@@ -291,6 +301,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
                                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                                 state=state)  # fmt: skip
     bar.close()
+    bypass.close()
 
     final_val, adapter_step = s["log"][-1].get("val_loss"), s["step"]
     if t.early_stopping_patience and best is not None:
@@ -321,6 +332,8 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
         "val_examples": len(val_ex),
         "truncated_examples": truncated,
         "world_size": d.world_size,
+        "frozen_prefix_layers": frozen.k if frozen else 0,  # computed once, not every step
+        "frozen_prefix_cached": bool(frozen and frozen.cached),
         "resumed_from_step": s["resumed_from"],
         "device": device,
         "dtype": str(dtype).removeprefix("torch."),

@@ -98,3 +98,17 @@ def toy_repo(tmp_path: Path) -> Path:
     write_jsonl(root / "datasets/toy/train.jsonl", toy_records(64, seed=1))
     write_jsonl(root / "datasets/toy/eval.jsonl", toy_records(16, seed=2, offset=1000))
     return root
+
+
+@pytest.fixture
+def fresh_cache(monkeypatch, tmp_path, registry_cache, tiny_model):
+    """A new artifact cache (so nothing is a cache hit) sharing the session's converted models."""
+
+    def make(name: str = "cache") -> Path:
+        cache = tmp_path / f"cache-{name}"
+        cache.mkdir()
+        (cache / "models").symlink_to(registry_cache / "models")
+        monkeypatch.setenv("REGISTRY_CACHE", str(cache))
+        return cache
+
+    return make

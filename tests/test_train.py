@@ -21,20 +21,6 @@ from registry.train import train
 FAST = {"training.max_steps": 12, "training.learning_rate": 1e-2}
 
 
-@pytest.fixture
-def fresh_cache(monkeypatch, tmp_path, registry_cache, tiny_model):
-    """A new artifact cache (so nothing is a cache hit) sharing the session's converted models."""
-
-    def make(name: str = "cache") -> Path:
-        cache = tmp_path / f"cache-{name}"
-        cache.mkdir()
-        (cache / "models").symlink_to(registry_cache / "models")
-        monkeypatch.setenv("REGISTRY_CACHE", str(cache))
-        return cache
-
-    return make
-
-
 def toy_spec(root: Path, **changes):
     spec = load_spec(root / "adapters/toy/adapter.yaml")
     return spec.with_overrides(**changes) if changes else spec
