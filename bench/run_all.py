@@ -34,6 +34,7 @@ BENCHES = {
     "eval": ("eval_throughput.py", []),
     "swap": ("adapter_swap.py", ["--repeats", "5"]),
     "plan": ("plan_scale.py", ["--repeat", "3"]),
+    "prefix": ("prefix_cache.py", ["--model", "smollm2", "--steps", "10"]),
     "rollback": ("rollback_vs_retrain.py", ["--model", "smollm2", "--steps", "10"]),
     "pull": ("pull_cache.py", ["--model", "smollm2", "--steps", "10", "--repeats", "5"]),
 }

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from registry import batching
 from registry.data import TokenizedExample
@@ -77,7 +78,12 @@ def bypass(layers: torch.nn.ModuleList, k: int) -> Iterator[None]:
 
 
 def compute_states(
-    model: Any, examples: list[TokenizedExample], k: int, device: str, batch_args: dict
+    model: Any,
+    examples: list[TokenizedExample],
+    k: int,
+    device: str,
+    batch_args: dict,
+    progress: bool = False,
 ) -> list[torch.Tensor]:
     """The input of layer k for every example, [len(example), hidden] each, in a fixed layout."""
     layers = decoder_layers(model)
@@ -96,7 +102,8 @@ def compute_states(
     decoder = model.get_base_model().get_decoder()
     try:
         with torch.no_grad():
-            for start in range(0, len(rows), batch_args["rows_per_batch"]):
+            starts = range(0, len(rows), batch_args["rows_per_batch"])
+            for start in tqdm(starts, desc=f"frozen layers 0-{k - 1}", disable=not progress):
                 group = rows[start : start + batch_args["rows_per_batch"]]
                 b = batching.collate([[examples[i] for i in row] for row in group],
                                      batch_args["pad_id"])  # fmt: skip
@@ -139,6 +146,7 @@ def load_or_compute(
     k: int,
     device: str,
     batch_args: dict,
+    progress: bool = False,
 ) -> tuple[list[torch.Tensor], bool]:
     """The states from cache/prefix/<key>.safetensors (True), or computed now and stored."""
     from safetensors.torch import load_file, save_file
@@ -151,7 +159,7 @@ def load_or_compute(
             return states, True
     except Exception:  # noqa: BLE001 - absent or damaged (any safetensors error): compute again
         pass
-    states = compute_states(model, examples, k, device, batch_args)
+    states = compute_states(model, examples, k, device, batch_args, progress)
     root.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file({str(i): s.contiguous() for i, s in enumerate(states)}, tmp)
@@ -171,6 +179,7 @@ def prepare(
     batch_args: dict,
     world_size: int,
     root: Path,
+    progress: bool = False,
 ) -> FrozenPrefix | None:
     """The frozen prefix of this run, or None where the shortcut does not apply."""
     layers = decoder_layers(model)
@@ -181,7 +190,8 @@ def prepare(
     if k == 0 or not fits_budget(train_ex + val_ex, hidden, dtype):
         return None
     key = cache_key(base_id, k, device, dtype, batch_args, train_ex + val_ex)
-    states, cached = load_or_compute(root, key, model, train_ex + val_ex, k, device, batch_args)
+    examples = train_ex + val_ex
+    states, cached = load_or_compute(root, key, model, examples, k, device, batch_args, progress)
     found = FrozenPrefix(k, layers, states[: len(train_ex)], states[len(train_ex) :], cached)
     probe_ids = list(range(min(len(train_ex), batch_args["rows_per_batch"])))
     probe = batching.micro_batches(train_ex, probe_ids, **batch_args, states=found.train)[0]

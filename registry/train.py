@@ -181,7 +181,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     # Layers below the lowest adapted one run once per example, not at every step (prefix.py).
     frozen = prefix.prepare(model, spec, base_id, train_ex, val_ex, device=device, dtype=dtype,
                             batch_args=batch_args, world_size=d.world_size,
-                            root=cache_dir() / "prefix")  # fmt: skip
+                            root=cache_dir() / "prefix", progress=progress)  # fmt: skip
     bypass = contextlib.ExitStack()
     if frozen is not None:
         bypass.enter_context(prefix.bypass(frozen.layers, frozen.k))
