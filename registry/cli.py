@@ -412,7 +412,7 @@ def plan(base_ref, as_json, store_url):
     help="Eval items per version (the spec's eval.limit in the demo).",
 )
 def demo(workdir, eval_limit):
-    """The whole story end to end on the embedded SmolLM2-135M model (~15 min on 2 CPUs).
+    """The whole story end to end on the embedded SmolLM2-135M model (~14 min on 2 CPU cores).
 
     \b
     PR adds a spec -> plan -> validate -> train -> eval -> gate -> report -> merge ->
