@@ -273,7 +273,7 @@ def _weights_ids(
     """What each contender generates with, by content: outputs are remembered under it."""
     from registry.models import sha256_file
 
-    base = f"base:{resolved.sha256}:{spec.quantization.model_dump_json() if spec.quantization else 'full'}"
+    base = resolved.weights_id(spec.quantization)
 
     def adapter(folder: Path) -> str:
         files = ("adapter_config.json", "adapter_model.safetensors")

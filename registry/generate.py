@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,11 +143,10 @@ class _Memo:
             return None  # absent or damaged: generate again
 
     def put(self, prompt: Sequence[int], gen: Generation) -> None:
-        path = self._path(prompt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(gen.__dict__), encoding="utf-8")
-        os.replace(tmp, path)  # readers see a whole entry or none
+        from registry.checkpoint import atomic_file
+
+        with atomic_file(self._path(prompt)) as tmp:
+            tmp.write_text(json.dumps(gen.__dict__), encoding="utf-8")
 
 
 def _generate(

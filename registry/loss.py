@@ -13,6 +13,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -83,9 +84,7 @@ def recall(root: os.PathLike, key: str) -> float | None:
 
 
 def remember(root: os.PathLike, key: str, value: float) -> None:
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, f"{key}.json")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"value": value}, f)
-    os.replace(tmp, path)  # readers see a whole entry or none
+    from registry.checkpoint import atomic_file
+
+    with atomic_file(Path(root) / f"{key}.json") as tmp:
+        tmp.write_text(json.dumps({"value": value}), encoding="utf-8")

@@ -55,6 +55,11 @@ class ResolvedModel:
     path: Path  # local folder: config.json, *.safetensors, tokenizer files
     sha256: str  # of the weights (safetensors files, in name order)
 
+    def weights_id(self, quantization: Any = None) -> str:
+        """The base weights as a model runs them (4-bit settings included): memo keys use it."""
+        quant = quantization.model_dump_json() if quantization is not None else "full"
+        return f"base:{self.sha256}:{quant}"
+
     def provenance(self) -> dict[str, str]:
         return {
             "ref": self.ref,

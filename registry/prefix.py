@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from registry import batching
+from registry.checkpoint import atomic_file
 from registry.data import TokenizedExample
 
 BUDGET_ENV = "REGISTRY_PREFIX_CACHE_MB"  # the most memory the states may take; 0 turns it off
@@ -77,6 +78,17 @@ def bypass(layers: torch.nn.ModuleList, k: int) -> Iterator[None]:
             del layer.forward
 
 
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    """No dropout while measuring; the caller's train/eval mode comes back afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def compute_states(
     model: Any,
     examples: list[TokenizedExample],
@@ -93,15 +105,13 @@ def compute_states(
         captured.append((args[0] if args else kwargs["hidden_states"]).detach())
         raise _Stop
 
-    was_training = model.training
-    model.eval()
     states: list[torch.Tensor | None] = [None] * len(examples)
     lengths = {i: len(ex) for i, ex in enumerate(examples)}
     rows = batching.pack(lengths, batch_args["max_seq_len"], batch_args["packing"])
     handle = layers[k].register_forward_pre_hook(hook, with_kwargs=True)
     decoder = model.get_base_model().get_decoder()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _eval_mode(model):
             starts = range(0, len(rows), batch_args["rows_per_batch"])
             for start in tqdm(starts, desc=f"frozen layers 0-{k - 1}", disable=not progress):
                 group = rows[start : start + batch_args["rows_per_batch"]]
@@ -119,7 +129,6 @@ def compute_states(
                         at += len(examples[i])
     finally:
         handle.remove()
-        model.train(was_training)
     return states  # type: ignore[return-value]
 
 
@@ -141,12 +150,8 @@ def fits_budget(examples: list[TokenizedExample], hidden: int, dtype: torch.dtyp
 def load_or_compute(
     root: Path,
     key: str,
-    model: Any,
     examples: list[TokenizedExample],
-    k: int,
-    device: str,
-    batch_args: dict,
-    progress: bool = False,
+    compute: Callable[[], list[torch.Tensor]],
 ) -> tuple[list[torch.Tensor], bool]:
     """The states from cache/prefix/<key>.safetensors (True), or computed now and stored."""
     from safetensors.torch import load_file, save_file
@@ -159,11 +164,9 @@ def load_or_compute(
             return states, True
     except Exception:  # noqa: BLE001 - absent or damaged (any safetensors error): compute again
         pass
-    states = compute_states(model, examples, k, device, batch_args, progress)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({str(i): s.contiguous() for i, s in enumerate(states)}, tmp)
-    os.replace(tmp, path)  # readers see a whole file or none
+    states = compute()
+    with atomic_file(path) as tmp:
+        save_file({str(i): s.contiguous() for i, s in enumerate(states)}, tmp)
     return states, False
 
 
@@ -187,11 +190,16 @@ def prepare(
         return None
     k = lowest_adapted_layer(spec, len(layers))
     hidden = model.get_base_model().config.hidden_size
-    if k == 0 or not fits_budget(train_ex + val_ex, hidden, dtype):
-        return None
-    key = cache_key(base_id, k, device, dtype, batch_args, train_ex + val_ex)
     examples = train_ex + val_ex
-    states, cached = load_or_compute(root, key, model, examples, k, device, batch_args, progress)
+    if k == 0 or not fits_budget(examples, hidden, dtype):
+        return None
+    key = cache_key(base_id, k, device, dtype, batch_args, examples)
+    states, cached = load_or_compute(
+        root,
+        key,
+        examples,
+        lambda: compute_states(model, examples, k, device, batch_args, progress),
+    )
     found = FrozenPrefix(k, layers, states[: len(train_ex)], states[len(train_ex) :], cached)
     probe_ids = list(range(min(len(train_ex), batch_args["rows_per_batch"])))
     probe = batching.micro_batches(train_ex, probe_ids, **batch_args, states=found.train)[0]
@@ -202,13 +210,11 @@ def agrees(model: Any, layers: torch.nn.ModuleList, k: int, batch: Any, device: 
     """One batch through the normal forward and through the prefix path: the same loss?"""
     from registry.loss import CausalLMLoss
 
-    head, was_training = CausalLMLoss(model), model.training
-    model.eval()
-    with torch.no_grad():
+    head = CausalLMLoss(model)
+    with torch.no_grad(), _eval_mode(model):
         full = head(*batch.tensors(device)[:3]).item()
         with bypass(layers, k):
             cached = head(*batch.tensors(device)).item()
-    model.train(was_training)
     if abs(full - cached) <= 1e-3 * max(1.0, abs(full)):
         return True
     warnings.warn(

@@ -176,8 +176,7 @@ def _fit(p: Plan, work: Path, artifact: Path, d: Dist, *, resume: bool, progress
     save_every = t.save_every or max(1, math.ceil(total / 5))  # a checkpoint every ~20%
     batch_args = {"max_seq_len": t.max_seq_len, "rows_per_batch": t.batch_size,
                   "pad_id": tokenizer.pad_token_id, "packing": t.packing}  # fmt: skip
-    quant = spec.quantization.model_dump_json() if spec.quantization else "full"
-    base_id = f"{p.base.sha256}:{quant}"
+    base_id = p.base.weights_id(spec.quantization)
     # Layers below the lowest adapted one run once per example, not at every step (prefix.py).
     frozen = prefix.prepare(model, spec, base_id, train_ex, val_ex, device=device, dtype=dtype,
                             batch_args=batch_args, world_size=d.world_size,
