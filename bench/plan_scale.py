@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchkit import GIT_ENV, parse_args, ratio  # noqa: E402
 
-from registry import plan as plan_module  # noqa: E402
-from registry.gitread import GitReader  # noqa: E402
+from registry.core.git import GitReader  # noqa: E402
+from registry.gitops import plan as plan_module  # noqa: E402
 
 ENV = {**os.environ, **GIT_ENV}
 

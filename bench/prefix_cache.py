@@ -1,4 +1,4 @@
-"""Frozen-prefix activations (registry/prefix.py) vs the full forward, on the same data.
+"""Frozen-prefix activations (registry/train/prefix.py) vs the full forward, on the same data.
 
 An adapter of the upper layers only (`lora.layers_to_transform`) trains three ways on the
 same examples, each from an empty artifact cache: with the shortcut off (every step runs all
@@ -53,8 +53,8 @@ def write_repo(root: Path, base: str, n_layers: int, steps: int, examples: int, 
 
 
 def run(spec_path: Path, cache: Path, enabled: bool) -> dict:
-    from registry.spec import load_spec
-    from registry.train import train
+    from registry.spec.schema import load_spec
+    from registry.train.loop import train
 
     os.environ["REGISTRY_CACHE"] = str(cache)
     os.environ["REGISTRY_PREFIX_CACHE_MB"] = "2048" if enabled else "0"
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=200, help="train examples used")
     args = parse_args(parser, {"model": "tiny", "steps": 6, "examples": 64})
     base = BASE_MODELS[args.model]
-    from registry.models import load_base_model, resolve_base_model
+    from registry.spec.base_model import load_base_model, resolve_base_model
 
     n_layers = load_base_model(resolve_base_model(base)).config.num_hidden_layers
 

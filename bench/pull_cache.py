@@ -1,6 +1,6 @@
 """`registry pull`: cold (empty cache, download + verify) vs cached (verify only), both stores.
 
-One toy version is trained, evaluated and published (registry.publish.publish_version) to a
+One toy version is trained, evaluated and published (registry.store.publish.publish_version) to a
 file:// store and to the Hub test server (tests/hub_server.py over HTTP on 127.0.0.1, driven by
 the real huggingface_hub client). Then, per store, the median of --repeats in-process pulls of
 `toy@1.0.0`:
@@ -33,9 +33,9 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 def publishable_adapter(root: Path, base: str, steps: int) -> Path:
     """Train and evaluate the toy adapter (the gate must pass for publish to accept it)."""
-    from registry.evaluate import evaluate
-    from registry.spec import load_spec
-    from registry.train import train
+    from registry.evaluate.run import evaluate
+    from registry.spec.schema import load_spec
+    from registry.train.loop import train
 
     spec_file = root / "adapters" / "toy" / "adapter.yaml"
     spec_file.parent.mkdir(parents=True)
@@ -53,7 +53,7 @@ def publishable_adapter(root: Path, base: str, steps: int) -> Path:
 
 
 def timed_pull(store) -> float:
-    from registry.pull import pull
+    from registry.store.pull import pull
 
     start = time.perf_counter()
     pulled = pull("toy@1.0.0", store)
@@ -85,14 +85,14 @@ def main() -> None:
     sys.path.insert(0, str(TESTS))
     from hub_server import running_hub
 
-    from registry.publish import publish_version
     from registry.store import open_store
+    from registry.store.publish import publish_version
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-pull-") as name:
         tmp = Path(name)
         cache = isolated_cache(tmp)
-        os.environ["REGISTRY_CACHE"] = str(cache)  # read on every call by registry.models
+        os.environ["REGISTRY_CACHE"] = str(cache)  # read on every call by registry.spec.base_model
         adapter = publishable_adapter(tmp / "src", BASE_MODELS[args.model], args.steps)
         size = sum(p.stat().st_size for p in adapter.iterdir() if p.suffix == ".safetensors")
         local = open_store((tmp / "store").as_uri())

@@ -144,8 +144,8 @@ def main() -> None:
               f"({rollback['seconds']:.2f} s inside sync, the rest is interpreter start)")  # fmt: skip
 
         os.environ["REGISTRY_CACHE"] = str(cache)  # the library below reads the same cache
-        from registry.pull import pull
         from registry.store import open_store
+        from registry.store.pull import pull
 
         store = open_store(store_url)
         if store.current("toy") != "1.0.0":

@@ -31,7 +31,7 @@ def one_token_words(tokenizer, n: int = 400) -> list[str]:
 
 def make_data(tokenizer, folder: Path, n: int, seq_len: int) -> dict[str, Path]:
     """Copy tasks (answer = the prompt's words reversed), equal and variable token lengths."""
-    from registry.data import Example, tokenize_example
+    from registry.spec.data import Example, tokenize_example
 
     words = one_token_words(tokenizer)
     rng = random.Random(0)

@@ -1,4 +1,4 @@
-"""Training throughput: registry.train vs a minimal PEFT loop vs TRL's SFTTrainer (+ QLoRA).
+"""Training throughput: registry.train.loop vs a minimal PEFT loop vs TRL's SFTTrainer (+ QLoRA).
 
     python bench/train_throughput.py --model smollm2 --steps 3
     python bench/train_throughput.py --quick          # tiny model, 2 steps, equal lengths
@@ -10,8 +10,8 @@ Same model, LoRA config, optimizer, batch size and tokens for all three; two dat
 - variable: lengths uniform in [seq_len/8, seq_len], where TRL's default (pad each batch to its
             longest) and the minimal loop waste compute on padding, and packing does not.
 QLoRA rows (--qlora, on by default): ours (method: qlora) vs the minimal loop on the same 4-bit
-base (registry.models.load_base_model with the spec's default nf4 + double-quant settings and
-peft's prepare_model_for_kbit_training, as registry.train does), equal lengths.
+base (registry.spec.base_model.load_base_model with the spec's default nf4 + double-quant settings and
+peft's prepare_model_for_kbit_training, as registry.train.loop does), equal lengths.
 
 Throughput is *useful* tokens/s (non-pad tokens, all of which are forwarded and backpropagated),
 measured over the steps after the first (warm-up) one. Each contender runs in its own process
@@ -71,8 +71,8 @@ def peak_mb() -> float:
 
 
 def tokenized(root: Path, data: str, base: str, seq: int):
-    from registry.data import load_examples, tokenize_example
-    from registry.models import load_tokenizer, resolve_base_model
+    from registry.spec.base_model import load_tokenizer, resolve_base_model
+    from registry.spec.data import load_examples, tokenize_example
 
     resolved = resolve_base_model(base)
     tok = load_tokenizer(resolved)
@@ -89,12 +89,12 @@ CLOCK = "wall"
 
 
 def run_ours(args) -> dict:
-    import registry.train
-    from registry.spec import parse_spec
-    from registry.train import train
+    import registry.train.loop
+    from registry.spec.schema import parse_spec
+    from registry.train.loop import train
 
     if CLOCK == "cpu":  # the loop times its steps with time.perf_counter: give it the CPU clock
-        registry.train.time = type("CpuClock", (), {"perf_counter": staticmethod(clock)})
+        registry.train.loop.time = type("CpuClock", (), {"perf_counter": staticmethod(clock)})
 
     spec = parse_spec(SPEC.format(base=MODELS[args.model], method=args.method, r=R, alpha=ALPHA,
                                   targets=TARGETS, data=args.data, steps=args.steps + 1, lr=LR,
@@ -113,18 +113,18 @@ def run_ours(args) -> dict:
 
 def _minimal_base(resolved, method: str):
     """The base model as the minimal loop gets it; for QLoRA the same 4-bit recipe as ours."""
-    from registry.models import default_device, load_base_model
+    from registry.spec.base_model import default_device, load_base_model
 
     if method != "qlora":
         return load_base_model(resolved)
     from peft import prepare_model_for_kbit_training
 
-    from registry.spec import QuantizationConfig
+    from registry.spec.schema import QuantizationConfig
 
     model = load_base_model(resolved, quantization=QuantizationConfig())
     return prepare_model_for_kbit_training(
         model,
-        use_gradient_checkpointing=default_device().startswith("cuda"),  # as registry.train
+        use_gradient_checkpointing=default_device().startswith("cuda"),  # as registry.train.loop
         gradient_checkpointing_kwargs={"use_reentrant": False},
     )
 
@@ -134,7 +134,7 @@ def run_minimal(args) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from registry.batching import step_examples  # the same batches as ours
+    from registry.train.batching import step_examples  # the same batches as ours
 
     resolved, tok, examples = tokenized(args.root, args.data, MODELS[args.model], args.seq_len)
     torch.manual_seed(0)
@@ -182,7 +182,7 @@ def run_trl(args) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from registry.models import load_base_model
+    from registry.spec.base_model import load_base_model
 
     resolved, tok, examples = tokenized(args.root, args.data, MODELS[args.model], args.seq_len)
     dataset = Dataset.from_list([
@@ -290,7 +290,7 @@ def main() -> None:
     from matmul_peak import peak_flops
     from train_data import make_data
 
-    from registry.models import load_tokenizer, resolve_base_model
+    from registry.spec.base_model import load_tokenizer, resolve_base_model
 
     if args.threads:
         torch.set_num_threads(args.threads)  # the peak on the workers' thread count

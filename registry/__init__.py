@@ -20,13 +20,13 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    "Spec": "registry.spec",
-    "load_spec": "registry.spec",
-    "parse_spec": "registry.spec",
-    "json_schema": "registry.spec",
-    "validate": "registry.validate",
-    "resolve_base_model": "registry.models",
-    "fingerprint": "registry.fingerprint",
+    "Spec": "registry.spec.schema",
+    "load_spec": "registry.spec.schema",
+    "parse_spec": "registry.spec.schema",
+    "json_schema": "registry.spec.schema",
+    "validate": "registry.spec.validate",
+    "resolve_base_model": "registry.spec.base_model",
+    "fingerprint": "registry.spec.fingerprint",
     "InvalidInput": "registry.errors",
     "GateFailed": "registry.errors",
     "Conflict": "registry.errors",

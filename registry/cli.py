@@ -26,7 +26,7 @@ def _spec_path(name: str) -> Path:
 
 
 def _load(name: str):
-    from registry.spec import load_spec
+    from registry.spec.schema import load_spec
 
     return load_spec(_spec_path(name))
 
@@ -67,8 +67,8 @@ def validate(paths: tuple[Path, ...], no_tokens: bool, show_example: int | None,
       registry validate adapters/ticket-json
       registry validate ticket-json --show-example 0   # see exactly which tokens are trained
     """
-    from registry.validate import format_stats
-    from registry.validate import validate as run_validate
+    from registry.spec.validate import format_stats
+    from registry.spec.validate import validate as run_validate
 
     targets = [_spec_path(str(p)) for p in paths] or None
     if show_example is not None:
@@ -106,10 +106,10 @@ def validate(paths: tuple[Path, ...], no_tokens: bool, show_example: int | None,
 
 
 def _show_example(targets: list[Path] | None, index: int) -> None:
-    from registry.data import load_examples, show_example
-    from registry.models import load_tokenizer, resolve_base_model
-    from registry.spec import load_spec
-    from registry.validate import spec_paths
+    from registry.spec.base_model import load_tokenizer, resolve_base_model
+    from registry.spec.data import load_examples, show_example
+    from registry.spec.schema import load_spec
+    from registry.spec.validate import spec_paths
 
     for path in spec_paths(targets):
         spec = load_spec(path)
@@ -139,7 +139,7 @@ def schema(out: Path | None) -> None:
     Example:
       registry schema --out schema/adapter.schema.json
     """
-    from registry.spec import json_schema
+    from registry.spec.schema import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if out:
@@ -176,7 +176,7 @@ def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
       registry train ticket-json --max-steps 5 --base-model builtin:tiny-llama   # smoke run
       registry train ticket-json --resume                                        # after a crash
     """
-    from registry.train import train as run_train
+    from registry.train.loop import train as run_train
 
     spec = _load(name)
     result = run_train(
@@ -220,13 +220,13 @@ def eval_(name, adapter, out, limit, base_model, previous, against_current, stor
       registry eval ticket-json --adapter runs/ticket-json --against-current   # in CI
     """
     from registry.errors import GateFailed
-    from registry.evaluate import evaluate
+    from registry.evaluate.run import evaluate
 
     spec = _load(name)
     if against_current:
         if previous is not None:
             raise click.UsageError("--previous and --against-current exclude each other")
-        from registry.sync import current_version_dir
+        from registry.gitops.sync import current_version_dir
 
         if store_url or os.environ.get("REGISTRY_STORE"):
             previous = current_version_dir(spec, _store(store_url))
@@ -263,7 +263,7 @@ def publish(name, adapter, store_url):
     Example:
       registry publish ticket-json --adapter runs/ticket-json --store hf://my-org
     """
-    from registry.publish import publish_version
+    from registry.store.publish import publish_version
 
     spec = _load(name)
     result = publish_version(
@@ -298,7 +298,7 @@ def sync(store_url, dry_run, quiet, history, as_json):
     Example:
       registry sync --store hf://my-org
     """
-    from registry.sync import sync as run_sync
+    from registry.gitops.sync import sync as run_sync
 
     actions = run_sync(_store(store_url), dry_run=dry_run, progress=not quiet, history=history)
     if as_json:
@@ -337,7 +337,7 @@ def pull(ref, out, store_url, no_cache, lock):
       registry pull ticket-json@^1.2 --out ./adapters/ticket-json
       registry pull ticket-json --lock adapters.lock    # same bytes on every deploy
     """
-    from registry.pull import pull as run_pull
+    from registry.store.pull import pull as run_pull
 
     pulled = run_pull(ref, _store(store_url), out=out, no_cache=no_cache, lock=lock)
     click.echo(f"{pulled.name} {pulled.version} @ {pulled.commit} -> {pulled.path}")
@@ -354,7 +354,7 @@ def versions(name, store_url, as_json):
     Example:
       registry versions ticket-json --store file:///srv/adapters
     """
-    from registry.pull import versions as list_versions
+    from registry.store.pull import versions as list_versions
 
     infos = list_versions(name, _store(store_url))
     if as_json:
@@ -387,7 +387,7 @@ def plan(base_ref, as_json, store_url):
       registry plan --base origin/main
       registry plan --base origin/main --json    # {"matrix": {"include": [...]}, ...}
     """
-    from registry.plan import plan as run_plan
+    from registry.gitops.plan import plan as run_plan
 
     published = None
     if store_url or os.environ.get("REGISTRY_STORE"):

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import InvalidInput
-from registry.pull import PulledAdapter, pull
 from registry.store import Store, open_store
+from registry.store.pull import PulledAdapter, pull
 
 
 def _adapter_key(pulled: PulledAdapter) -> str:
@@ -38,7 +38,7 @@ class AdapterFleet:
     def __init__(self, pulled: list[PulledAdapter], device: str | None = None) -> None:
         from peft import PeftModel
 
-        from registry.models import load_base_model, load_tokenizer, resolve_base_model
+        from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
 
         if not pulled:
             raise InvalidInput("load() needs at least one adapter reference")

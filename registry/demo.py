@@ -163,9 +163,9 @@ def _generate(sb: Sandbox, adapter_dir: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from registry.data import load_examples, render_prompt
-    from registry.models import load_base_model, load_tokenizer, resolve_base_model
-    from registry.spec import load_spec
+    from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
+    from registry.spec.data import load_examples, render_prompt
+    from registry.spec.schema import load_spec
 
     spec = load_spec(sb.repo / "adapters" / DEMO_ADAPTER / "adapter.yaml")
     examples = load_examples(spec.eval_path, spec.data.format, spec.data.system_prompt)[:3]

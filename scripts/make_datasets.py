@@ -82,7 +82,7 @@ def _fillers(rng: Random, products: list[str]) -> dict[str, str]:
 
 
 def normalise(text: str) -> str:
-    """The same key as registry.data.normalise (kept stdlib-only here): used to avoid leakage."""
+    """The same key as registry.spec.data.normalise (kept stdlib-only here): used to avoid leakage."""
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = re.sub(r"[^\w\s]", " ", text.casefold())
     return " ".join(text.split())

@@ -76,14 +76,14 @@ def registry_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(registry_cache):
-    from registry.models import resolve_base_model
+    from registry.spec.base_model import resolve_base_model
 
     return resolve_base_model("builtin:tiny-llama")
 
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model):
-    from registry.models import load_tokenizer
+    from registry.spec.base_model import load_tokenizer
 
     return load_tokenizer(tiny_model)
 

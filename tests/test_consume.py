@@ -10,15 +10,15 @@ import torch
 
 from registry.consume import export_merged, load
 from registry.errors import InvalidInput
-from registry.publish import publish_version
 from registry.store import open_store
+from registry.store.publish import publish_version
 
 
 def real_adapter(folder: Path, tiny_model, *, name: str, seed: int) -> Path:
     """A real PEFT LoRA for the tiny model with non-zero B (so it changes the outputs)."""
     from peft import LoraConfig, get_peft_model
 
-    from registry.models import load_base_model
+    from registry.spec.base_model import load_base_model
 
     torch.manual_seed(seed)
     model = get_peft_model(
@@ -68,7 +68,7 @@ def store(tmp_path: Path, tiny_model):
 def plain_peft_answer(tiny_model, tiny_tokenizer, folder: Path, prompt: str) -> str:
     from peft import PeftModel
 
-    from registry.models import load_base_model
+    from registry.spec.base_model import load_base_model
 
     model = PeftModel.from_pretrained(load_base_model(tiny_model), folder)
     text = tiny_tokenizer.apply_chat_template(
@@ -96,7 +96,7 @@ def test_fleet_switches_adapters_and_matches_plain_peft(
     assert a != b  # two adapters, two behaviours, one base in memory
     for name, got in (("alpha", a), ("beta", b)):
         pulled = tmp_path / f"pulled-{name}"
-        from registry.pull import pull
+        from registry.store.pull import pull
 
         pull(f"{name}@1.0.0", store, out=pulled)
         assert got == plain_peft_answer(tiny_model, tiny_tokenizer, pulled, "dog")

@@ -18,8 +18,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from registry.data import duplicate_problems, leakage_problems, parse_examples
-from registry.spec import json_schema, load_spec
+from registry.spec.data import duplicate_problems, leakage_problems, parse_examples
+from registry.spec.schema import json_schema, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "scripts" / "make_datasets.py"

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import hub_server
 import pytest
+from gitrepo import Repo, add_toy
 from hub_server import FakeHub, Fault, Request, running_hub
-from test_gitops import Repo, add_toy
-from test_publish import make_adapter_dir
-from test_store_faults import PUBLISH_SEQUENCE, SHA, STEPS, normalized
+from storekit import PUBLISH_SEQUENCE, SHA, STEPS, make_adapter_dir, normalized
 
-from registry.artifacts import MAX_FILE_BYTES, MAX_FILES, check_safetensors, verify_folder
+from registry.artifact import MAX_FILE_BYTES, MAX_FILES, check_safetensors, verify_folder
 from registry.errors import InvalidInput, StoreError
-from registry.publish import build_version_files, check_publishable, publish_version
-from registry.pull import pull
 from registry.store import open_store
 from registry.store.hub import HubStore
+from registry.store.publish import build_version_files, check_publishable, publish_version
+from registry.store.pull import pull
 
 pytestmark = pytest.mark.reliability
 
@@ -319,7 +318,7 @@ PERSISTENT += [(k, kind) for k in (1, 5, 10, 15) for kind in ("lost", "429")]
 def test_spent_retries_in_a_pull_fail_cleanly_and_leave_no_cache_entry(
     pull_hub, version_files, k, kind
 ):
-    from registry.pull import _cache_path
+    from registry.store.pull import _cache_path
 
     store = HubStore(ORG)
     pull_hub.script(fault_at=k, kind=kind, sticky=True)
@@ -373,9 +372,9 @@ def synced_repo(tmp_path_factory, tiny_model, registry_cache):
     its own (sharing the converted models) so every sync reuses weights and report."""
     import torch
 
-    from registry.evaluate import evaluate
-    from registry.spec import load_spec
-    from registry.train import train
+    from registry.evaluate.run import evaluate
+    from registry.spec.schema import load_spec
+    from registry.train.loop import train
 
     tmp = tmp_path_factory.mktemp("sync")
     cache = tmp / "cache"

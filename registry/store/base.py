@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from registry.core.semver import parse_version
 from registry.errors import InvalidInput, StoreError
-from registry.semver import parse_version
-from registry.spec import NAME_PATTERN
+from registry.spec.schema import NAME_PATTERN
 
 # Files a version may hold. Anything else (a pickle adapter_model.bin, *.pt, ...) is refused.
 ALLOWED_FILES = frozenset(
@@ -80,7 +80,7 @@ class Store(Protocol):
 
     def download(self, name: str, version: str, dest: Path) -> str:
         """Write the files of `version` into the empty folder `dest`; return its commit.
-        No verification here: registry.pull verifies every sha256 before anything is used."""
+        No verification here: registry.store.pull verifies every sha256 before anything is used."""
 
     def set_current(self, name: str, version: str) -> bool:
         """Point current at a published version; False when it already was."""
@@ -145,7 +145,7 @@ def check_files(files: dict[str, bytes]) -> str:
 
 
 def version_info(name: str, version: str, commit: str, manifest: dict | None) -> VersionInfo:
-    """VersionInfo from a version's registry.json (keys written by registry.publish)."""
+    """VersionInfo from a version's registry.json (keys written by registry.store.publish)."""
     m = manifest if isinstance(manifest, dict) else {}
     gate = (m.get("eval") or {}).get("gate") or m.get("gate") or {}
     passed = gate.get("passed") if isinstance(gate, dict) else None
