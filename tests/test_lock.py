@@ -23,14 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import tomllib  # the locks cover Python >= 3.11 (the dev extra needs it)
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "lora-registry (pyproject.toml)"  # how uv names the project among the `# via` parents
@@ -165,7 +161,7 @@ def check(pyproject: Path, reqdir: Path) -> list[str]:
                     f"{pkg}: {small} pins {sorted(map(str, vs))}, "
                     f"{big} {sorted(map(str, versions[big][pkg]))}"
                 )
-    return problems
+    return list(dict.fromkeys(problems))  # a lock's pin is checked once per torch flavour
 
 
 def copy_tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -209,6 +205,15 @@ def test_a_dependency_removed_from_pyproject_leaves_a_stale_pin(tmp_path):
     edit(pyproject, '"gguf>=0.10",', "")
     problems = check(pyproject, reqdir)
     assert any("gguf is pinned as a requirement of the project" in p for p in problems)
+
+
+def test_a_pin_that_nothing_needs_fails(tmp_path):
+    pyproject, reqdir = copy_tree(tmp_path)
+    with (reqdir / "dev.txt").open("a") as f:
+        f.write(f"left-pad==1.0 \\\n    --hash=sha256:{'0' * 64}\n    # via gone-package\n")
+    problems = check(pyproject, reqdir)
+    assert any("left-pad is wanted by nothing pinned" in p for p in problems), problems
+    assert any("left-pad is not needed by pyproject.toml" in p for p in problems), problems
 
 
 def test_a_pin_without_hash_or_exact_version_fails(tmp_path):
