@@ -3,7 +3,11 @@
 GitHub Actions cannot run here, so the workflows are checked statically. The structural rules are
 small checker functions over the parsed YAML; each is also fed a deliberately bad snippet, so a
 checker that stopped flagging anything would fail its own test. The CLI sequence the steps call
-is exercised end to end by the e2e tests.
+is exercised end to end by the e2e tests (tests/gitops/test_trust_boundary.py runs the PR job's
+own step scripts).
+
+Reusable workflows (`on: workflow_call`) are judged by the events that call them: CALLED_FROM
+says which, and a test keeps it equal to what this repository's callers declare.
 """
 
 from __future__ import annotations
@@ -26,7 +30,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
-PR, PUBLISH, COMMENT = "pr.yml", "publish.yml", "pr-comment.yml"
+PR, PUBLISH, COMMENT, TESTS = "pr.yml", "publish.yml", "pr-comment.yml", "tests.yml"
+PR_REUSABLE, PUBLISH_REUSABLE = "registry-pr.yml", "registry-publish.yml"
+# The events each reusable workflow is written for (its callers here and in adopting repos).
+CALLED_FROM = {PR_REUSABLE: {"pull_request"}, PUBLISH_REUSABLE: {"push", "workflow_dispatch"}}
+CALLED_ON = "x-called-on"  # where load_file records them in the parsed workflow
 
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
@@ -37,7 +45,12 @@ UNTRUSTED = re.compile(
     r"|commits|pages|workflow_run\.(head_branch|display_title|head_commit))"
 )
 PR_TRIGGERS = {"pull_request", "pull_request_target", "workflow_run"}
-SAFE_PIN_REF = "${{ github.event.pull_request.head.sha }}"
+SAFE_PIN_REF = "${{ github.event.pull_request.head.sha }}"  # the exact reviewed head commit
+BASE_REF = "${{ github.event.pull_request.base.sha }}"
+# Refs whose code may run in a PR job: the PR's base commit, or the pinned tool.
+TRUSTED_REFS = {BASE_REF, "${{ inputs.tool-ref || github.event.pull_request.base.sha }}"}
+HEAD_FOLDER = "pr-head"  # where the head's git objects are fetched; deleted before anything runs
+GITHUB_HOSTED = re.compile(r"^(ubuntu|windows|macos)-[\w.-]+$")
 ZIZMOR_ALLOWED_IGNORES = {("dangerous-triggers", COMMENT)}  # justified in pr-comment.yml
 MEDIUM_OR_ABOVE = {"Medium", "High"}
 
@@ -53,10 +66,13 @@ def load(text: str) -> Workflow:
 
 
 def load_file(name: str) -> Workflow:
-    return load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    wf = load((WORKFLOWS / name).read_text(encoding="utf-8"))
+    if "workflow_call" in triggers(wf):
+        wf[CALLED_ON] = sorted(CALLED_FROM.get(name, set()))
+    return wf
 
 
-def triggers(wf: Workflow) -> dict[str, Any]:
+def own_triggers(wf: Workflow) -> dict[str, Any]:
     # YAML 1.1 (PyYAML) reads the key `on` as the boolean True.
     on = wf.get("on", wf.get(True))
     if isinstance(on, str):
@@ -64,6 +80,15 @@ def triggers(wf: Workflow) -> dict[str, Any]:
     if isinstance(on, list):
         return dict.fromkeys(on)
     return dict(on or {})
+
+
+def triggers(wf: Workflow) -> dict[str, Any]:
+    """The workflow's own events, plus those of its callers when it is a reusable workflow."""
+    return {**dict.fromkeys(wf.get(CALLED_ON, [])), **own_triggers(wf)}
+
+
+def pr_triggered(wf: Workflow) -> bool:
+    return bool(PR_TRIGGERS & triggers(wf).keys())
 
 
 def jobs(wf: Workflow) -> dict[str, dict[str, Any]]:
@@ -80,6 +105,10 @@ def is_checkout(step: dict[str, Any]) -> bool:
 
 def checkouts(job: dict[str, Any]) -> Iterator[dict[str, Any]]:
     return (s for s in steps(job) if is_checkout(s))
+
+
+def with_(step: dict[str, Any]) -> dict[str, Any]:
+    return step.get("with") or {}
 
 
 def write_scopes(permissions: Any) -> list[str]:
@@ -104,6 +133,18 @@ def runs_on(job: dict[str, Any]) -> list[str]:
     return [labels] if isinstance(labels, str) else list(labels)
 
 
+def github_hosted(job: dict[str, Any]) -> bool:
+    """Only literal GitHub-hosted labels count; an expression may pick a self-hosted runner."""
+    labels = runs_on(job)
+    return bool(labels) and all(GITHUB_HOSTED.match(label) for label in labels)
+
+
+def runs_pr_code(step: dict[str, Any]) -> bool:
+    """A checkout whose files may run: anything but a trusted ref or the head's side folder."""
+    ref, path = with_(step).get("ref"), with_(step).get("path")
+    return ref not in TRUSTED_REFS and path != HEAD_FOLDER
+
+
 # -- checkers: each returns a list of problems, empty when the workflow follows the rule ---------
 
 
@@ -120,8 +161,11 @@ def check_pinned(wf: Workflow) -> list[str]:
 
 
 def check_timeouts(wf: Workflow) -> list[str]:
+    # A job calling a reusable workflow cannot set one: the called jobs carry their own.
     return [
-        f"{j}: no timeout-minutes" for j, job in jobs(wf).items() if "timeout-minutes" not in job
+        f"{j}: no timeout-minutes"
+        for j, job in jobs(wf).items()
+        if "timeout-minutes" not in job and "uses" not in job
     ]
 
 
@@ -140,7 +184,7 @@ def check_checkout_credentials(wf: Workflow) -> list[str]:
     found = []
     for job_id, job in jobs(wf).items():
         for step in checkouts(job):
-            if str((step.get("with") or {}).get("persist-credentials")).lower() != "false":
+            if str(with_(step).get("persist-credentials")).lower() != "false":
                 found.append(f"{job_id}: checkout without persist-credentials: false")
     return found
 
@@ -152,14 +196,15 @@ def check_top_permissions(wf: Workflow) -> list[str]:
 
 
 def check_pr_code_jobs(wf: Workflow) -> list[str]:
-    """In PR-triggered workflows, a job that checks out code holds no secret and no write scope."""
-    if not PR_TRIGGERS & triggers(wf).keys():
+    """In PR-triggered workflows, a job that checks out code (or calls a reusable workflow)
+    holds no secret and no write scope."""
+    if not pr_triggered(wf):
         return []
     found = []
     for job_id, job in jobs(wf).items():
-        if not any(checkouts(job)):
+        if not any(checkouts(job)) and "uses" not in job:
             continue
-        if mentions_secret(job):
+        if mentions_secret(job) or "secrets" in job:
             found.append(f"{job_id}: checks out PR code and references a secret")
         for scope in write_scopes(effective_permissions(wf, job)):
             found.append(f"{job_id}: checks out PR code with write permission {scope}")
@@ -175,39 +220,80 @@ def check_pull_request_target(wf: Workflow) -> list[str]:
     found = []
     for job_id, job in jobs(wf).items():
         for step in checkouts(job):
-            ref = str((step.get("with") or {}).get("ref", ""))
-            if head.search(ref):
+            if head.search(str(with_(step).get("ref", ""))):
                 found.append(f"{job_id}: {sorted(privileged)} workflow checks out the PR head")
     return found
 
 
+def check_trust_boundary(wf: Workflow) -> list[str]:
+    """PR code runs only where it can decide nothing: a GitHub-hosted job without outputs.
+
+    Every other PR job runs code of a trusted ref; the head's commit may only be fetched into
+    the side folder `pr-head`, at the exact reviewed SHA, which a step deletes and no step runs
+    in; its specs and data then arrive through `registry take-pr` of that SHA.
+    """
+    if not pr_triggered(wf):
+        return []
+    found = []
+    for job_id, job in jobs(wf).items():
+        untrusted = [s for s in checkouts(job) if runs_pr_code(s)]
+        if untrusted and not github_hosted(job):
+            found.append(f"{job_id}: runs PR code on a self-hosted runner")
+        if untrusted and job.get("outputs"):
+            found.append(f"{job_id}: runs PR code and its outputs decide other jobs")
+        head = [s for s in checkouts(job) if with_(s).get("path") == HEAD_FOLDER]
+        if not head:
+            continue
+        if any(with_(s).get("ref") != SAFE_PIN_REF for s in head):
+            found.append(f"{job_id}: {HEAD_FOLDER} is not the reviewed head {SAFE_PIN_REF}")
+        scripts = [str(s.get("run", "")) for s in steps(job)]
+        if not any(f"rm -rf ../{HEAD_FOLDER}" in script for script in scripts):
+            found.append(f"{job_id}: {HEAD_FOLDER} is never deleted")
+        for step in steps(job):
+            if str(step.get("working-directory", "")).startswith(HEAD_FOLDER):
+                found.append(f"{job_id}: a step runs inside {HEAD_FOLDER}")
+    return found
+
+
 def check_self_hosted_gated(wf: Workflow) -> list[str]:
-    """PR jobs on self-hosted runners: same-repo or labelled only, at the reviewed head SHA."""
+    """PR jobs on self-hosted runners: same-repo or labelled only, taking the reviewed head SHA."""
     if "pull_request" not in triggers(wf):
         return []
     found = []
     for job_id, job in jobs(wf).items():
-        if "self-hosted" not in runs_on(job):
+        if github_hosted(job) or "uses" in job:
             continue
         condition = str(job.get("if", ""))
         if "github.event.pull_request.head.repo.full_name == github.repository" not in condition:
             found.append(f"{job_id}: self-hosted job not limited to same-repo PRs")
         if "github.event.label.name == 'safe-to-train'" not in condition:
             found.append(f"{job_id}: self-hosted job has no maintainer-label gate for forks")
-        refs = [(s.get("with") or {}).get("ref") for s in checkouts(job)]
-        if not refs or any(ref != SAFE_PIN_REF for ref in refs):
-            found.append(f"{job_id}: self-hosted job does not check out {SAFE_PIN_REF}")
+        takes = [
+            s
+            for s in steps(job)
+            if 'bin/registry take-pr "$HEAD_SHA"' in str(s.get("run", ""))
+            and (s.get("env") or {}).get("HEAD_SHA") == SAFE_PIN_REF
+        ]
+        if not takes:
+            found.append(f"{job_id}: self-hosted job does not take-pr {SAFE_PIN_REF}")
     return found
 
 
 def check_secret_jobs_guarded(wf: Workflow) -> list[str]:
-    """A job holding a secret: main only, protected environment, one uncancelled publish queue."""
+    """A job holding a secret: main only, protected environment, one uncancelled publish queue.
+
+    A job that calls a reusable workflow only forwards secrets, by name (never `inherit`); the
+    called workflow's job is held to the rule when its own file is checked."""
     found = []
     for job_id, job in jobs(wf).items():
-        if not mentions_secret(job):
+        if not mentions_secret(job) and "secrets" not in job:
             continue
-        if PR_TRIGGERS & triggers(wf).keys():
+        if pr_triggered(wf):
             found.append(f"{job_id}: a secret in a PR-triggered workflow")
+        if "uses" in job:
+            if job.get("secrets") == "inherit":
+                found.append(f"{job_id}: `secrets: inherit` hands every secret to the callee")
+            continue
         environment = job.get("environment")
         if isinstance(environment, dict):
             environment = environment.get("name")
@@ -229,6 +315,7 @@ CHECKERS: list[Checker] = [
     check_top_permissions,
     check_pr_code_jobs,
     check_pull_request_target,
+    check_trust_boundary,
     check_self_hosted_gated,
     check_secret_jobs_guarded,
 ]
@@ -242,44 +329,111 @@ def all_problems(wf: Workflow) -> list[str]:
 
 
 def test_the_workflows_exist():
-    assert {PR, PUBLISH, COMMENT} <= {p.name for p in WORKFLOWS.glob("*.yml")}
+    names = {p.name for p in WORKFLOWS.glob("*.yml")}
+    assert {PR, PUBLISH, COMMENT, TESTS, PR_REUSABLE, PUBLISH_REUSABLE} <= names
 
 
 @pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.y*ml")), ids=lambda p: p.name)
 def test_workflow_follows_the_security_rules(path: Path):
-    assert all_problems(load(path.read_text(encoding="utf-8"))) == []
+    assert all_problems(load_file(path.name)) == []
+
+
+def callers() -> dict[str, set[str]]:
+    """Reusable workflow file -> the events of this repository's workflows that call it."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(WORKFLOWS.glob("*.y*ml")):
+        wf = load_file(path.name)
+        for job in jobs(wf).values():
+            if str(job.get("uses", "")).startswith("./.github/workflows/"):
+                name = job["uses"].rsplit("/", 1)[-1]
+                found.setdefault(name, set()).update(own_triggers(wf))
+    return found
+
+
+def test_reusable_workflows_are_called_as_declared():
+    # CALLED_FROM decides which rules a reusable workflow is held to: it must say the truth.
+    assert callers() == CALLED_FROM
+    for name in CALLED_FROM:
+        assert set(own_triggers(load_file(name))) == {"workflow_call"}
+
+
+def reusable_inputs(name: str) -> dict[str, Any]:
+    return own_triggers(load_file(name))["workflow_call"]["inputs"]
+
+
+def test_reusable_inputs_are_documented_at_the_top():
+    for name in CALLED_FROM:
+        header = (WORKFLOWS / name).read_text(encoding="utf-8").split("\nname:", 1)[0]
+        for key in reusable_inputs(name):
+            assert re.search(rf"^#\s+{re.escape(key)}\s", header, re.M), f"{name}: {key}"
+
+
+def test_pr_callers_are_thin():
+    (job,) = jobs(load_file(PR)).values()
+    assert job["uses"] == f"./.github/workflows/{PR_REUSABLE}"
+    assert job["permissions"] == {"contents": "read"} and "secrets" not in job
+    assert set(own_triggers(load_file(PR))) == {"pull_request"}
+    assert load_file(PR)["concurrency"]["cancel-in-progress"] is True
 
 
 def test_pr_workflow_shape():
-    wf = load_file(PR)
-    assert set(triggers(wf)) == {"pull_request"}
+    wf = load_file(PR_REUSABLE)
     plan, train, gate = (jobs(wf)[j] for j in ("validate-plan", "train-eval", "gate"))
 
-    # validate-plan: every PR, forks too, on a GitHub-hosted runner, read-only.
-    assert plan["runs-on"] == "ubuntu-latest" and "if" not in plan
+    # validate-plan: every PR, forks too, on a GitHub-hosted runner, read-only, trusted code.
+    assert plan["runs-on"] == "ubuntu-latest"
     assert plan["permissions"] == {"contents": "read"}
-    runs = "\n".join(s.get("run", "") for s in steps(plan))
-    assert 'registry plan --base "origin/${BASE_REF}" --json' in runs
-    assert any(s.get("env", {}).get("BASE_REF") == "${{ github.base_ref }}" for s in steps(plan))
     assert set(plan["outputs"]) == {"matrix", "has_work"}
+    tool, repo, head = checkouts(plan)
+    assert with_(tool)["ref"] in TRUSTED_REFS and "path" not in with_(tool)
+    assert with_(repo)["ref"] == BASE_REF and with_(repo)["path"] == "repo"
+    assert with_(head)["ref"] == SAFE_PIN_REF and with_(head)["path"] == HEAD_FOLDER
+    runs = "\n".join(s.get("run", "") for s in steps(plan))
+    assert 'registry plan --base "$BASE_SHA" --head "$HEAD_SHA" --json' in runs
+    assert runs.index("rm -rf ../pr-head") < runs.index("bin/registry plan")
 
     # train-eval: the matrix of changed adapters on the GPU runners; no secret, no write.
-    assert runs_on(train) == ["self-hosted", "gpu"]
+    assert runs_on(train) == ["${{ fromJSON(inputs.gpu-runner) }}"]
+    assert json.loads(reusable_inputs(PR_REUSABLE)["gpu-runner"]["default"]) == [
+        "self-hosted",
+        "gpu",
+    ]
     assert train["strategy"]["matrix"] == "${{ fromJSON(needs.validate-plan.outputs.matrix) }}"
     assert train["permissions"] == {"contents": "read"} and not mentions_secret(train)
     assert "needs.validate-plan.outputs.has_work == 'true'" in train["if"]
-    commands = [s.get("run", "") for s in steps(train) if "run" in s]
-    assert commands[1:] == [
-        ".venv/bin/dvc pull",
-        '.venv/bin/registry validate "adapters/${ADAPTER}"',
-        '.venv/bin/registry train "${ADAPTER}" --out "out/${ADAPTER}" --quiet',
-        '.venv/bin/registry eval "${ADAPTER}" --adapter "out/${ADAPTER}" --out "out/${ADAPTER}"'
+    assert train["defaults"]["run"]["working-directory"] == "repo"
+    commands = [s["run"] for s in steps(train) if "run" in s]
+    assert commands[0] == "make install TORCH=cuda"  # the tool's lock, at the workspace root
+    assert commands[1].splitlines() == [
+        'git fetch --quiet --no-tags --depth=1 ../pr-head "$HEAD_SHA"',
+        "rm -rf ../pr-head",
+        '../.venv/bin/registry take-pr "$HEAD_SHA"',
+    ]
+    assert commands[2:] == [
+        "../.venv/bin/dvc pull",
+        '../.venv/bin/registry validate "adapters/${ADAPTER}"',
+        '../.venv/bin/registry train "${ADAPTER}" --out "out/${ADAPTER}" --quiet',
+        '../.venv/bin/registry eval "${ADAPTER}" --adapter "out/${ADAPTER}" --out "out/${ADAPTER}"'
         " --quiet --against-current",
     ]
-    upload = steps(train)[-1]
-    assert upload["uses"].startswith("actions/upload-artifact@")
-    assert upload["if"] == "${{ !cancelled() }}"  # a failed gate still gets its report out
-    assert train["env"]["HF_HOME"]
+    # Nothing runs before the trusted checkouts are in place and the head's folder is gone.
+    names = [s["name"] for s in steps(train)]
+    assert names.index("registry take-pr") < names.index("dvc pull")
+    report, adopt = steps(train)[-2:]
+    assert report["uses"].startswith("actions/upload-artifact@")
+    assert report["if"] == "${{ !cancelled() }}"  # a failed gate still gets its report out
+    assert adopt["uses"].startswith("actions/upload-artifact@") and "if" not in adopt
+    assert with_(adopt)["name"] == "adopt-${{ matrix.name }}"
+    assert with_(adopt)["path"].split() == [
+        f"repo/out/*/{f}"
+        for f in (
+            "adapter_model.safetensors",
+            "adapter_config.json",
+            "registry.json",
+            "report.json",
+        )
+    ]
+    assert train["env"]["HF_HOME"] and train["env"]["REGISTRY_CACHE"]
 
     # gate: the single required check, run whatever the matrix did.
     assert set(gate["needs"]) == {"validate-plan", "train-eval"}
@@ -287,40 +441,72 @@ def test_pr_workflow_shape():
 
 
 def test_publish_workflow_shape():
-    wf = load_file(PUBLISH)
-    on = triggers(wf)
+    caller = load_file(PUBLISH)
+    on = own_triggers(caller)
     assert set(on) == {"push", "workflow_dispatch"}
     assert on["push"]["branches"] == ["main"]
     assert set(on["push"]["paths"]) == {"adapters/**", "datasets.dvc"}
-    assert wf["permissions"] == {}
-    (job,) = jobs(wf).values()
+    assert caller["permissions"] == {}
+    (call,) = jobs(caller).values()
+    assert call["uses"] == f"./.github/workflows/{PUBLISH_REUSABLE}"
+    assert call["secrets"] == {"HF_TOKEN": "${{ secrets.HF_TOKEN }}"}
+
+    wf = load_file(PUBLISH_REUSABLE)
+    find, job = jobs(wf)["find-pr-run"], jobs(wf)["sync"]
     assert job["environment"] == "publish"
     assert job["concurrency"] == {"group": "registry-publish", "cancel-in-progress": False}
-    assert runs_on(job) == ["self-hosted", "gpu"]
-    assert job["if"] == "github.ref == 'refs/heads/main'"
-    assert job["permissions"] == {"contents": "read"}
+    assert "github.ref == 'refs/heads/main'" in job["if"] and "!cancelled()" in job["if"]
+    assert job["permissions"] == {"contents": "read", "actions": "read"}
     commands = [s["run"] for s in steps(job) if "run" in s]
     assert commands[-2:] == [
-        ".venv/bin/registry validate",
-        '.venv/bin/registry sync --store "hf://${HF_ORG}" --quiet',
+        "../.venv/bin/registry validate",
+        '../.venv/bin/registry sync --store "$STORE" --quiet --adopt "$RUNNER_TEMP/adopt"',
     ]
     # The Hub token reaches the sync step only, not the job's other steps.
     holders = [s for s in steps(job) if mentions_secret(s)]
     assert [s["name"] for s in holders] == ["registry sync"]
     assert holders[0]["env"] == {
         "HF_TOKEN": "${{ secrets.HF_TOKEN }}",
-        "HF_ORG": "${{ vars.HF_ORG }}",
+        "STORE": "${{ inputs.store }}",
     }
+
+    # Adoption: only the merged PR's own successful run, digest checked, else sync trains.
+    (download,) = [s for s in steps(job) if str(s.get("uses", "")).startswith("actions/download")]
+    assert with_(download)["run-id"] == "${{ needs.find-pr-run.outputs.run-id }}"
+    assert with_(download)["digest-mismatch"] == "error"
+    assert with_(download)["pattern"] == "adopt-*" and download["continue-on-error"] is True
+    assert "rm -rf" in next(
+        s["run"] for s in steps(job) if s.get("name") == "Drop a failed download"
+    )
+    script = steps(find)[-1]["run"]
+    assert "git diff --quiet HEAD^1 HEAD -- .github" in script
+    assert "status=success" in script and "head_sha=$head" in script
+    assert find["runs-on"] == "ubuntu-latest" and not mentions_secret(find)
+
+
+def test_publishing_never_reads_the_pr_jobs_caches():
+    pr, publish = reusable_inputs(PR_REUSABLE), reusable_inputs(PUBLISH_REUSABLE)
+    for key in ("registry-cache", "hf-home"):
+        assert pr[key]["default"] != publish[key]["default"], key
+    assert publish["registry-cache"]["default"] == "/opt/cache/registry-publish"
+
+
+def test_the_tool_tests_run_pr_code_only_where_it_decides_nothing():
+    wf = load_file(TESTS)
+    (job,) = jobs(wf).values()
+    assert github_hosted(job) and not job.get("outputs") and not mentions_secret(job)
+    assert job["permissions"] == {"contents": "read"}
+    assert not any("cache" in with_(s) for s in steps(job))  # no cache a later job could read
 
 
 def test_only_the_publish_job_holds_a_secret():
     holders = [
         (path.name, job_id)
         for path in sorted(WORKFLOWS.glob("*.y*ml"))
-        for job_id, job in jobs(load(path.read_text(encoding="utf-8"))).items()
+        for job_id, job in jobs(load_file(path.name)).items()
         if mentions_secret(job)
     ]
-    assert holders == [(PUBLISH, "sync")]
+    assert holders == [(PUBLISH, "publish"), (PUBLISH_REUSABLE, "sync")]
 
 
 def test_comment_workflow_never_touches_pr_code():
@@ -384,7 +570,8 @@ def test_workflow_commands_match_the_cli():
     from registry.cli import cli
 
     commands = registry_commands()
-    assert {args[0] for _, args in commands} >= {"plan", "validate", "train", "eval", "sync"}
+    expected = {"plan", "take-pr", "validate", "train", "eval", "sync"}
+    assert {args[0] for _, args in commands} >= expected
     for workflow, (name, *args) in commands:
         try:  # raises on an unknown command or option, or a missing value
             cli.commands[name].make_context(name, list(args))
@@ -396,10 +583,28 @@ def test_workflow_commands_match_the_cli():
 
 # A pinned checkout that keeps no credentials: the bad snippets differ from good in one thing.
 CHECKOUT = "{uses: actions/checkout@" + "0" * 40 + ", with: {persist-credentials: false}}"
+HEAD_CHECKOUT = (
+    "{uses: actions/checkout@" + "0" * 40 + ", with: {persist-credentials: false, "
+    "ref: '${{ github.event.pull_request.head.sha }}'}}"
+)
+GATED = (
+    "github.event.pull_request.head.repo.full_name == github.repository"
+    " || github.event.label.name == 'safe-to-train'"
+)
+TAKE_PR = (
+    "{run: '../.venv/bin/registry take-pr \"$HEAD_SHA\"', "
+    "env: {HEAD_SHA: '${{ github.event.pull_request.head.sha }}'}}"
+)
 
 
 def snippet(text: str) -> str:
-    return textwrap.dedent(text).replace("CHECKOUT", CHECKOUT)
+    return (
+        textwrap.dedent(text)
+        .replace("HEAD_CHECKOUT", HEAD_CHECKOUT)
+        .replace("CHECKOUT", CHECKOUT)
+        .replace("GATED", GATED)
+        .replace("TAKE_PR", TAKE_PR)
+    )
 
 
 BAD_WORKFLOWS: list[tuple[Checker, str]] = [
@@ -446,6 +651,11 @@ BAD_WORKFLOWS: list[tuple[Checker, str]] = [
         snippet("on: pull_request\njobs: {a: {steps: [CHECKOUT]}}"),
     ),
     (
+        check_pr_code_jobs,  # a PR workflow handing secrets to a reusable workflow
+        "on: pull_request\npermissions: {}\n"
+        "jobs: {a: {uses: ./.github/workflows/w.yml, permissions: {}, secrets: inherit}}",
+    ),
+    (
         check_pull_request_target,
         snippet(
             """\
@@ -459,21 +669,94 @@ BAD_WORKFLOWS: list[tuple[Checker, str]] = [
         ),
     ),
     (
-        check_self_hosted_gated,  # a fork's code straight onto the GPU runner
-        snippet("on: pull_request\njobs: {a: {runs-on: [self-hosted, gpu], steps: [CHECKOUT]}}"),
+        check_trust_boundary,  # the old train-eval: the head checked out where it runs
+        snippet(
+            """\
+            on: pull_request
+            jobs:
+              a: {runs-on: [self-hosted, gpu], if: GATED, steps: [HEAD_CHECKOUT, TAKE_PR]}
+            """
+        ),
     ),
     (
-        check_self_hosted_gated,  # gated, but trains the merge commit rather than the reviewed SHA
+        check_trust_boundary,  # the old validate-plan: PR code deciding what trains
+        snippet(
+            """\
+            on: pull_request
+            jobs:
+              a: {runs-on: ubuntu-latest, outputs: {m: x}, steps: [HEAD_CHECKOUT]}
+            """
+        ),
+    ),
+    (
+        check_trust_boundary,  # the side folder holds the moving merge commit, not the head
+        snippet(
+            """\
+            on: pull_request
+            jobs:
+              a:
+                runs-on: ubuntu-latest
+                steps:
+                  - {uses: actions/checkout@x, with: {path: pr-head, persist-credentials: false}}
+                  - {run: rm -rf ../pr-head}
+            """
+        ),
+    ),
+    (
+        check_trust_boundary,  # the head's folder stays on disk while the tool runs
+        snippet(
+            """\
+            on: pull_request
+            jobs:
+              a:
+                runs-on: ubuntu-latest
+                steps:
+                  - uses: actions/checkout@x
+                    with:
+                      path: pr-head
+                      ref: "${{ github.event.pull_request.head.sha }}"
+                      persist-credentials: false
+            """
+        ),
+    ),
+    (
+        check_trust_boundary,  # a reusable workflow is judged by the events that call it
+        snippet(
+            """\
+            on: workflow_call
+            x-called-on: [pull_request]
+            jobs:
+              a: {runs-on: "${{ fromJSON(inputs.runner) }}", if: GATED, steps: [CHECKOUT]}
+            """
+        ),
+    ),
+    (
+        check_self_hosted_gated,  # a fork's PR straight onto the GPU runner
+        snippet("on: pull_request\njobs: {a: {runs-on: [self-hosted, gpu], steps: [TAKE_PR]}}"),
+    ),
+    (
+        check_self_hosted_gated,  # gated, but takes the merge commit rather than the reviewed SHA
         snippet(
             """\
             on: pull_request
             jobs:
               a:
                 runs-on: [self-hosted, gpu]
-                if: >-
-                  github.event.pull_request.head.repo.full_name == github.repository
-                  || github.event.label.name == 'safe-to-train'
-                steps: [CHECKOUT]
+                if: GATED
+                steps:
+                  - run: '../.venv/bin/registry take-pr "$HEAD_SHA"'
+                    env: {HEAD_SHA: "${{ github.sha }}"}
+            """
+        ),
+    ),
+    (
+        check_self_hosted_gated,  # a runner chosen by an expression counts as self-hosted
+        snippet(
+            """\
+            on: workflow_call
+            x-called-on: [pull_request]
+            jobs:
+              a: {runs-on: "${{ fromJSON(inputs.runner) }}", steps: [TAKE_PR]}
             """
         ),
     ),
@@ -512,6 +795,25 @@ BAD_WORKFLOWS: list[tuple[Checker, str]] = [
             """
         ),
     ),
+    (
+        check_secret_jobs_guarded,  # every secret handed to a reusable workflow
+        "on: {push: {branches: [main]}}\n"
+        "jobs: {p: {uses: ./.github/workflows/w.yml, secrets: inherit}}",
+    ),
+    (
+        check_secret_jobs_guarded,  # a reusable workflow with a secret, called from PRs
+        snippet(
+            """\
+            on: workflow_call
+            x-called-on: [pull_request]
+            jobs:
+              p:
+                environment: publish
+                concurrency: {group: registry-publish, cancel-in-progress: false}
+                env: {T: "${{ secrets.HF_TOKEN }}"}
+            """
+        ),
+    ),
 ]
 
 
@@ -546,9 +848,18 @@ def test_checker_accepts_a_good_variant():
                 permissions: {{contents: read}}
                 steps:
                   - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683
-                    with: {{ref: '{SAFE_PIN_REF}', persist-credentials: false}}
+                    with: {{ref: '{BASE_REF}', persist-credentials: false}}
+                  - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683
+                    with: {{ref: '{SAFE_PIN_REF}', path: pr-head, persist-credentials: false}}
+                  - run: |
+                      rm -rf ../pr-head
+                      ../.venv/bin/registry take-pr "$HEAD_SHA"
+                    env: {{HEAD_SHA: '{SAFE_PIN_REF}'}}
                   - run: echo "$TITLE"
                     env: {{TITLE: '${{{{ github.event.pull_request.title }}}}'}}
+              call:
+                uses: ./.github/workflows/w.yml
+                permissions: {{contents: read}}
             """
         )
     )

@@ -16,9 +16,8 @@ Invariants:
 - Afterwards the files under `paths` are exactly the head's: changed ones rewritten (mode 0644),
   files the trusted ref tracks there and the head lacks removed. Nothing outside `paths` is
   touched, and `paths` may never name trusted files (`.dvc/`, `.github/`, `registry/`, ...).
-- Bounded time and memory: one `ls-tree` with sizes, then blobs streamed one at a time through
-  one `cat-file --batch` into a staging folder; a blob is never held whole unless it is a `.dvc`
-  file (small by the size bound).
+- Bounded time and memory: one `ls-tree` with sizes (checked before any blob is read), then
+  `cat-file --batch` over groups of at most BATCH_BYTES into a staging folder.
 """
 
 from __future__ import annotations
@@ -26,15 +25,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import yaml
-
+from registry.core.fs import atomic_file
 from registry.core.git import GitReader
 from registry.errors import InvalidInput, Problem
+from registry.spec.loader import load_yaml
 
 DEFAULT_PATHS = ("adapters", "datasets.dvc", "regression")
 # Where a taken `.dvc` file may make `dvc pull` write, besides the taken folders themselves.
@@ -47,6 +45,7 @@ TRUSTED = frozenset(
 MAX_FILE_BYTES = 8 << 20  # a spec is KBs; data itself lives in DVC, not in git
 MAX_TOTAL_BYTES = 256 << 20
 MAX_FILES = 5000
+BATCH_BYTES = 32 << 20  # blobs read per `git cat-file --batch`
 # A path component: letters, digits and `._+=@-`; no leading dash (never an option), no
 # whitespace, quotes, backslashes, control or non-ASCII characters.
 NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.+=@-]{0,254}")
@@ -92,7 +91,7 @@ def take_pr_content(
     tracked = {e.path for e in _list(git, "HEAD", roots)} if _has_head(git) else set()
     staging = Path(tempfile.mkdtemp(prefix=".take-pr-", dir=repo))
     try:
-        _stream_blobs(repo, [e for e in entries if e.kind == "blob"], staging)
+        _stream_blobs(git, [e for e in entries if e.kind == "blob"], staging)
         dvc_files = [e for e in entries if e.path.endswith(".dvc")]
         problems = [p for e in dvc_files for p in _check_dvc(e, staging, roots)]
         if problems:
@@ -179,11 +178,10 @@ def _check_dvc(entry: Entry, staging: Path, roots: tuple[str, ...]) -> list[Prob
     """A `.dvc` file must be a plain `dvc add` pointer whose outputs are data folders: no
     imports (`deps` fetch from elsewhere), no per-output remotes, no path leaving the data."""
     where = entry.path
-    try:
-        doc = yaml.safe_load((staging / entry.path).read_bytes())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        return [Problem(where, "not valid YAML", line=None if line is None else line + 1)]
+    try:  # the bounded loader: a PR's .dvc file may be an alias bomb or nested 20,000 deep
+        doc, _ = load_yaml((staging / entry.path).read_bytes(), where)
+    except InvalidInput as exc:
+        return exc.problems
     if not isinstance(doc, dict) or set(doc) != {"outs"} or not isinstance(doc["outs"], list):
         return [Problem(where, "a .dvc file from a PR may hold only `outs` (no deps, no imports)")]
     parent = PurePosixPath(entry.path).parent
@@ -216,40 +214,26 @@ def _check_dvc(entry: Entry, staging: Path, roots: tuple[str, ...]) -> list[Prob
 # -- reading and writing ---------------------------------------------------------------------------
 
 
-def _stream_blobs(repo: Path, blobs: list[Entry], staging: Path) -> None:
-    """Copy each blob into `staging/<path>` through one `git cat-file --batch`, one at a time."""
-    if not blobs:
-        return
-    proc = subprocess.Popen(
-        ["git", "cat-file", "--batch"],
-        cwd=repo,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        for e in blobs:
-            proc.stdin.write(f"{e.oid}\n".encode())
-            proc.stdin.flush()
-            header = proc.stdout.readline().split()
+def _stream_blobs(git: GitReader, blobs: list[Entry], staging: Path) -> None:
+    """Copy each blob into `staging/<path>`: `git cat-file --batch` over groups of at most
+    BATCH_BYTES, so memory stays bounded however many files the head holds."""
+    groups: list[list[Entry]] = [[]]
+    for e in blobs:
+        if groups[-1] and sum(b.size or 0 for b in groups[-1]) + (e.size or 0) > BATCH_BYTES:
+            groups.append([])
+        groups[-1].append(e)
+    for group in filter(None, groups):
+        out = git.run("cat-file", "--batch", stdin="".join(f"{e.oid}\n" for e in group).encode())
+        pos = 0
+        for e in group:
+            end = out.index(b"\n", pos)
+            header, pos = out[pos:end].split(), end + 1
             if len(header) != 3 or header[1] != b"blob" or int(header[2]) != e.size:
                 raise InvalidInput(f"git cat-file: cannot read {e.oid}", file=e.path)
             target = staging / e.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as fh:
-                left = e.size or 0
-                while left:
-                    chunk = proc.stdout.read(min(left, 1 << 20))
-                    if not chunk:
-                        raise InvalidInput("git cat-file ended early", file=e.path)
-                    fh.write(chunk)
-                    left -= len(chunk)
-            proc.stdout.read(1)  # the newline after each object
-    finally:
-        proc.stdin.close()
-        proc.stdout.close()
-        proc.wait()
+            target.write_bytes(out[pos : pos + e.size])
+            pos += e.size + 1  # the object, then its newline
 
 
 def _inside(repo: Path, path: str) -> Path:
@@ -270,8 +254,9 @@ def _apply(repo: Path, staging: Path, taken: set[str], tracked: set[str]) -> lis
         if target.is_symlink() or target.is_dir():
             _remove(target)
         _make_parents(repo, target)
-        os.chmod(source, 0o644)
-        os.replace(source, target)
+        with atomic_file(target) as tmp:
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o644)
         changed.append(path)
     for path in sorted(tracked - taken):  # the head deleted them
         target = _inside(repo, path)

@@ -200,7 +200,7 @@ def test_odd_names_are_refused(repo: Path, name: str):
             DVC_POINTER.format(md5="3" * 32, path="datasets") + "  remote: attacker\n",
             "unexpected keys",
         ),
-        ("outs: [", "not valid YAML"),
+        ("outs: [", "YAML"),
     ],
 )
 def test_a_dvc_pointer_that_leaves_the_data_is_refused(repo: Path, pointer: str, reason: str):
