@@ -48,9 +48,9 @@ def isolated_cache(folder: Path) -> Path:
     """A fresh REGISTRY_CACHE under `folder` that shares only the converted base models of the
     current cache: nothing trained or pulled before this run can be reused by accident, and the
     one-off model conversion (tens of seconds for SmolLM2) is not paid again."""
-    from registry.spec.base_model import cache_dir
+    from registry.core.cache import cache_dir
 
-    models = cache_dir() / "models"
+    models = cache_dir("models")
     models.mkdir(parents=True, exist_ok=True)
     cache = folder / "registry-cache"
     cache.mkdir(parents=True)

@@ -54,7 +54,7 @@ def write_repo(root: Path, base: str, n_layers: int, steps: int, examples: int, 
 
 def run(spec_path: Path, cache: Path, enabled: bool) -> dict:
     from registry.spec.schema import load_spec
-    from registry.train.loop import train
+    from registry.train import train
 
     os.environ["REGISTRY_CACHE"] = str(cache)
     os.environ["REGISTRY_PREFIX_CACHE_MB"] = "2048" if enabled else "0"

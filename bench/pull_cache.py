@@ -35,7 +35,7 @@ def publishable_adapter(root: Path, base: str, steps: int) -> Path:
     """Train and evaluate the toy adapter (the gate must pass for publish to accept it)."""
     from registry.evaluate.run import evaluate
     from registry.spec.schema import load_spec
-    from registry.train.loop import train
+    from registry.train import train
 
     spec_file = root / "adapters" / "toy" / "adapter.yaml"
     spec_file.parent.mkdir(parents=True)

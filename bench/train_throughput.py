@@ -1,4 +1,4 @@
-"""Training throughput: registry.train.loop vs a minimal PEFT loop vs TRL's SFTTrainer (+ QLoRA).
+"""Training throughput: registry.train (its loop) vs a minimal PEFT loop vs TRL's SFTTrainer (+ QLoRA).
 
     python bench/train_throughput.py --model smollm2 --steps 3
     python bench/train_throughput.py --quick          # tiny model, 2 steps, equal lengths
@@ -11,7 +11,7 @@ Same model, LoRA config, optimizer, batch size and tokens for all three; two dat
             longest) and the minimal loop waste compute on padding, and packing does not.
 QLoRA rows (--qlora, on by default): ours (method: qlora) vs the minimal loop on the same 4-bit
 base (registry.spec.base_model.load_base_model with the spec's default nf4 + double-quant settings and
-peft's prepare_model_for_kbit_training, as registry.train.loop does), equal lengths.
+peft's prepare_model_for_kbit_training, as registry.train.model does), equal lengths.
 
 Throughput is *useful* tokens/s (non-pad tokens, all of which are forwarded and backpropagated),
 measured over the steps after the first (warm-up) one. Each contender runs in its own process
@@ -91,7 +91,7 @@ CLOCK = "wall"
 def run_ours(args) -> dict:
     import registry.train.loop
     from registry.spec.schema import parse_spec
-    from registry.train.loop import train
+    from registry.train import train
 
     if CLOCK == "cpu":  # the loop times its steps with time.perf_counter: give it the CPU clock
         registry.train.loop.time = type("CpuClock", (), {"perf_counter": staticmethod(clock)})
@@ -124,7 +124,7 @@ def _minimal_base(resolved, method: str):
     model = load_base_model(resolved, quantization=QuantizationConfig())
     return prepare_model_for_kbit_training(
         model,
-        use_gradient_checkpointing=default_device().startswith("cuda"),  # as registry.train.loop
+        use_gradient_checkpointing=default_device().startswith("cuda"),  # as registry.train.model
         gradient_checkpointing_kwargs={"use_reentrant": False},
     )
 

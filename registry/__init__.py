@@ -6,6 +6,7 @@ path. Heavy modules (torch, transformers) are imported lazily on first use.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from importlib import import_module
 from typing import Any
@@ -14,6 +15,14 @@ from typing import Any
 # builds; the FutureWarning is about neither our code nor the user's. Silence only that one.
 warnings.filterwarnings(
     "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
+
+# bitsandbytes' CPU backend (imported by peft, so by every model load) logs on AVX512-BF16 CPUs
+# that it could not fetch an optional kernel from the Hub through the `kernels` package. Its own
+# C kernel is the fallback, runners cannot reach the Hub, and `kernels` would download and run
+# code at run time; so the line is noise. Drop only that record; the logger stays live.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: "kernels-community" not in str(record.msg)
 )
 
 __version__ = "0.1.0"

@@ -1,8 +1,15 @@
-"""Checks on adapter files before anything loads them: safetensors only, hashes verified.
+"""The adapter folder: its file names, its registry.json (typed), and the checks on its files.
+
+An adapter folder is a plain PEFT adapter (WEIGHTS + CONFIG, what
+`PeftModel.from_pretrained(base, folder)` loads) plus REGISTRY_JSON. Training writes
+registry.json as provenance (name, version, fingerprint, base model, datasets, spec, git
+commit, packages, overrides, training metrics); publishing adds the manifest part (eval
+summary, published_at and the sha256 of every other file of the version). `Provenance` is the
+one reader and writer of that file: every module reads it through here.
 
 An adapter folder that comes from a store is untrusted until every file's sha256 matches the
-manifest (`registry.json`), no unexpected file is present (a pickle `adapter_model.bin` would run
-code on `torch.load`), and the safetensors header is sane. Every check runs in bounded time and
+manifest, no unexpected file is present (a pickle `adapter_model.bin` would run code on
+`torch.load`), and the safetensors header is sane. Every check runs in bounded time and
 memory: the folder is listed with a cap on its entries, sizes are checked before any file is read
 or hashed, the header is read with a size cap and offsets are checked against the file size.
 """
@@ -13,11 +20,164 @@ import itertools
 import json
 import os
 import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from registry.core.fs import atomic_file, sha256_file
 from registry.errors import InvalidInput
-from registry.spec.base_model import sha256_file
-from registry.store.base import ALLOWED_FILES, MANIFEST
+
+WEIGHTS = "adapter_model.safetensors"
+CONFIG = "adapter_config.json"
+REGISTRY_JSON = "registry.json"  # provenance; once published also the manifest
+CARD = "README.md"  # the model card, written by publish
+TRAINING_LOG = "training_log.jsonl"
+LOSS_PLOT = "loss.png"
+REPORT_JSON = "report.json"
+REPORT_FILES = (REPORT_JSON, "report.md", "junit.xml", "metrics.png")  # written by evaluate
+PEFT_FILES = (WEIGHTS, CONFIG)
+# The files a published version holds. Anything else (a pickle adapter_model.bin, *.pt, ...)
+# is refused by publish and by pull.
+VERSION_FILES = frozenset({WEIGHTS, CONFIG, CARD, REGISTRY_JSON})
+
+
+# -- registry.json -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """registry.json, typed. `data` is the JSON object as read (unknown keys are kept, so a
+    rewrite by this version of the tool loses nothing a newer one wrote); the properties are
+    its fields, None (or empty) where absent or of the wrong type: readers of untrusted
+    manifests get no exception from a malformed field."""
+
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def _get(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        value = self.data.get(key)
+        return value if isinstance(value, kind) else None
+
+    @property
+    def name(self) -> str | None:
+        return self._get("name", str)
+
+    @property
+    def version(self) -> str | None:
+        return self._get("version", str)
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self._get("fingerprint", str)
+
+    @property
+    def base_model(self) -> dict[str, Any]:
+        """{"ref", "model_id", "revision", "sha256"} of the base trained on ({} if absent)."""
+        return self._get("base_model", dict) or {}
+
+    @property
+    def base_ref(self) -> str | None:
+        """The base model reference trained on (old folders stored the bare string)."""
+        return self.base_model.get("ref") or self._get("base_model", str)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self._get("spec", dict) or {}
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """Smoke-run overrides (max_steps, seed, base_model): such outputs are not publishable."""
+        return self._get("overrides", dict) or {}
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self._get("training", dict) or {}
+
+    @property
+    def files(self) -> dict[str, str] | None:
+        """Manifest: file name -> sha256 of every other file of the version (None: not one)."""
+        files = self._get("files", dict)
+        if files is None or not all(isinstance(v, str) for v in files.values()):
+            return None
+        return dict(files)
+
+    @property
+    def gate_passed(self) -> bool | None:
+        """Manifest: did the published version's gate pass (None: not recorded)."""
+        gate = (self._get("eval", dict) or {}).get("gate") or self._get("gate", dict) or {}
+        passed = gate.get("passed") if isinstance(gate, dict) else None
+        return passed if isinstance(passed, bool) else None
+
+    @property
+    def published_at(self) -> str | None:
+        return self._get("published_at", str) or self._get("created_at", str)
+
+    def updated(self, **changes: Any) -> Provenance:
+        """A copy with `changes` set (existing keys keep their place in the file)."""
+        return Provenance({**self.data, **changes})
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    def dumps(self) -> str:
+        """A training output's registry.json: keys in the order written, indented."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def manifest_bytes(self) -> bytes:
+        """A published version's registry.json: sorted keys, so equal content = equal bytes."""
+        return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def loads(cls, raw: bytes | str | None) -> Provenance:
+        """Parse leniently (for manifests read from a store): anything but a JSON object is
+        an empty Provenance, whose fields are all None."""
+        try:
+            data = json.loads(raw) if raw is not None else None
+        except (ValueError, TypeError):
+            return cls()
+        return cls(data) if isinstance(data, dict) else cls()
+
+
+def read_provenance(folder: Path, *, missing_ok: bool = False) -> Provenance:
+    """The registry.json of `folder`. Absent: FileNotFoundError, or an empty Provenance with
+    `missing_ok`. Not a JSON object: InvalidInput naming the file."""
+    path = Path(folder) / REGISTRY_JSON
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return Provenance()
+        raise
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError; UnicodeDecodeError is a ValueError too
+        raise InvalidInput(f"not valid JSON: {exc}", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise InvalidInput("not a JSON object", file=str(path))
+    return Provenance(data)
+
+
+def write_provenance(folder: Path, provenance: Provenance) -> None:
+    with atomic_file(Path(folder) / REGISTRY_JSON) as tmp:
+        tmp.write_text(provenance.dumps(), encoding="utf-8")
+
+
+def fingerprint_of(folder: Path | None) -> str | None:
+    """The fingerprint an adapter folder's registry.json records (None when absent/unreadable)."""
+    if folder is None:
+        return None
+    try:
+        return read_provenance(folder, missing_ok=True).fingerprint
+    except (OSError, InvalidInput):
+        return None
+
+
+def is_complete(folder: Path) -> bool:
+    """Does `folder` hold a finished adapter (weights and registry.json)?"""
+    return (folder / REGISTRY_JSON).exists() and (folder / WEIGHTS).exists()
+
+
+# -- checks on the files -------------------------------------------------------------------------
 
 MAX_HEADER_BYTES = 16 << 20  # a LoRA header is a few KB; 16 MB is generous and bounded
 MAX_FILE_BYTES = 4 << 30  # adapters are MBs; refuse anything over 4 GB before hashing it
@@ -123,21 +283,19 @@ def verify_folder(folder: Path, expected: dict[str, str] | None = None) -> dict[
         path = folder / name
         if path.is_symlink() or not path.is_file():
             raise InvalidInput(f"{folder}: {name} is not a regular file; refused")
-        if name not in ALLOWED_FILES:
+        if name not in VERSION_FILES:
             raise InvalidInput(
                 f"{folder}: unexpected file {name!r} refused (only safetensors adapters and "
                 f"their JSON/Markdown metadata are accepted)"
             )
-    if MANIFEST not in present:
-        raise InvalidInput(f"{folder}: {MANIFEST} is missing; cannot verify")
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        listed = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError):
-        raise InvalidInput(f"{folder}: {MANIFEST} has no valid 'files' table") from None
-    if set(listed) != set(present) - {MANIFEST}:
+    if REGISTRY_JSON not in present:
+        raise InvalidInput(f"{folder}: {REGISTRY_JSON} is missing; cannot verify")
+    listed = Provenance.loads((folder / REGISTRY_JSON).read_bytes()).files
+    if listed is None:
+        raise InvalidInput(f"{folder}: {REGISTRY_JSON} has no valid 'files' table")
+    if set(listed) != set(present) - {REGISTRY_JSON}:
         raise InvalidInput(
-            f"{folder}: files {sorted(set(present) - {MANIFEST})} do not match the manifest "
+            f"{folder}: files {sorted(set(present) - {REGISTRY_JSON})} do not match the manifest "
             f"{sorted(listed)}"
         )
     actual = {name: sha256_file(folder / name) for name in present}
@@ -148,7 +306,7 @@ def verify_folder(folder: Path, expected: dict[str, str] | None = None) -> dict[
         for name, digest in expected.items():
             if actual.get(name) != digest:
                 raise InvalidInput(f"{folder}: {name} does not match the lockfile's sha256")
-    if "adapter_model.safetensors" not in present:
-        raise InvalidInput(f"{folder}: adapter_model.safetensors is missing")
-    check_safetensors(folder / "adapter_model.safetensors")
+    if WEIGHTS not in present:
+        raise InvalidInput(f"{folder}: {WEIGHTS} is missing")
+    check_safetensors(folder / WEIGHTS)
     return actual

@@ -12,9 +12,33 @@ from pathlib import Path
 
 import click
 
-from registry.errors import InvalidInput, RegistryError
+from registry.errors import RegistryError
 
 STORE_HELP = "Store URL: hf://ORG or file:///path (default: $REGISTRY_STORE)."
+
+
+def store_option(more_help: str = ""):
+    """`--store URL` (parameter `store_url`), declared once for every command that uses one."""
+    return click.option("--store", "store_url", help=STORE_HELP + more_help)
+
+
+def train_options(command):
+    """registry.train.options.TrainOptions as click options (declared there, once)."""
+    from registry.train.options import dest, flag_specs
+
+    for spec in reversed(flag_specs()):
+        kind, default = spec["kind"], spec["default"]
+        given = {"default": default, "show_default": True} if default is not None else {}
+        option = click.option(
+            spec["flag"],
+            dest(spec["flag"]),
+            is_flag=kind is None,
+            type=kind,
+            help=spec["help"],
+            **given,
+        )
+        command = option(command)
+    return command
 
 
 def _spec_path(name: str) -> Path:
@@ -72,7 +96,13 @@ def validate(paths: tuple[Path, ...], no_tokens: bool, show_example: int | None,
 
     targets = [_spec_path(str(p)) for p in paths] or None
     if show_example is not None:
-        _show_example(targets, show_example)
+        from registry.spec.preview import preview_examples
+
+        for heading, rendering in preview_examples(
+            targets, show_example, color=sys.stdout.isatty()
+        ):
+            click.echo(heading)
+            click.echo(rendering)
         return
     results = run_validate(targets, check_tokens=not no_tokens)
     if not results:
@@ -105,29 +135,6 @@ def validate(paths: tuple[Path, ...], no_tokens: bool, show_example: int | None,
         sys.exit(2)
 
 
-def _show_example(targets: list[Path] | None, index: int) -> None:
-    from registry.spec.base_model import load_tokenizer, resolve_base_model
-    from registry.spec.data import load_examples, show_example
-    from registry.spec.schema import load_spec
-    from registry.spec.validate import spec_paths
-
-    for path in spec_paths(targets):
-        spec = load_spec(path)
-        examples = load_examples(spec.train_path, spec.data.format, spec.data.system_prompt)
-        if not 0 <= index < len(examples):
-            raise InvalidInput(
-                f"--show-example {index}: {spec.data.train} has {len(examples)} examples",
-                file=str(path),
-            )
-        tokenizer = load_tokenizer(resolve_base_model(spec.base_model))
-        click.echo(f"== {spec.name} ({spec.data.train}) ==")
-        click.echo(
-            show_example(
-                tokenizer, examples[index], spec.training.max_seq_len, color=sys.stdout.isatty()
-            )
-        )
-
-
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), help="Write to a file instead of stdout.")
 def schema(out: Path | None) -> None:
@@ -157,13 +164,8 @@ def _store(url: str | None):
 @cli.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: runs/NAME).")
-@click.option("--max-steps", type=int, help="Override: stop after N steps (smoke runs).")
-@click.option("--seed", type=int, help="Override the spec's seed.")
-@click.option("--base-model", "base_model", help="Override the base model ref (smoke runs).")
-@click.option("--resume", is_flag=True, help="Continue from the last complete checkpoint.")
-@click.option("--nproc", type=int, default=1, show_default=True, help="DDP processes (torchrun).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
+@train_options
+def train(name, out, **options):
     """Train the adapter NAME (LoRA, QLoRA or DoRA, as its spec says).
 
     \b
@@ -176,19 +178,11 @@ def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
       registry train ticket-json --max-steps 5 --base-model builtin:tiny-llama   # smoke run
       registry train ticket-json --resume                                        # after a crash
     """
-    from registry.train.loop import train as run_train
+    from registry.train import train as run_train
+    from registry.train.options import TrainOptions
 
     spec = _load(name)
-    result = run_train(
-        spec,
-        out or Path("runs") / spec.name,
-        max_steps=max_steps,
-        seed=seed,
-        base_model=base_model,
-        resume=resume,
-        nproc=nproc,
-        progress=not quiet,
-    )
+    result = run_train(spec, out or Path("runs") / spec.name, TrainOptions.from_values(options))
     how = "reused from cache" if result.cached else "trained"
     click.echo(f"{spec.name} {spec.version}: {how} -> {result.adapter_dir}")
     click.echo(f"fingerprint {result.fingerprint}")
@@ -206,7 +200,7 @@ def train(name, out, max_steps, seed, base_model, resume, nproc, quiet):
     is_flag=True,
     help="Compare with the store's current version too (pulled and verified), as sync does.",
 )
-@click.option("--store", "store_url", help=STORE_HELP)
+@store_option()
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def eval_(name, adapter, out, limit, base_model, previous, against_current, store_url, quiet):
     """Evaluate NAME's adapter vs the base model and the prompt-only baseline, then gate.
@@ -226,13 +220,10 @@ def eval_(name, adapter, out, limit, base_model, previous, against_current, stor
     if against_current:
         if previous is not None:
             raise click.UsageError("--previous and --against-current exclude each other")
-        from registry.gitops.sync import current_version_dir
+        from registry.store.pull import current_for_comparison
 
-        if store_url or os.environ.get("REGISTRY_STORE"):
-            previous = current_version_dir(spec, _store(store_url))
-            click.echo(f"previous version: {previous or 'none published yet'}")
-        else:  # a PR job without a configured store compares with base and baseline only
-            click.echo("previous version: no store configured (--store / REGISTRY_STORE)")
+        previous, what = current_for_comparison(spec, store_url)
+        click.echo(f"previous version: {what}")
     report = evaluate(
         spec,
         adapter,
@@ -252,7 +243,7 @@ def eval_(name, adapter, out, limit, base_model, previous, against_current, stor
 @cli.command()
 @click.argument("name")
 @click.option("--adapter", required=True, type=click.Path(path_type=Path))
-@click.option("--store", "store_url", help=STORE_HELP)
+@store_option()
 def publish(name, adapter, store_url):
     """Publish NAME's evaluated adapter as an immutable version.
 
@@ -277,7 +268,7 @@ def publish(name, adapter, store_url):
 
 
 @cli.command()
-@click.option("--store", "store_url", help=STORE_HELP)
+@store_option()
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option(
@@ -288,42 +279,50 @@ def publish(name, adapter, store_url):
     help="Also publish versions declared by the last N merges (a burst of merges).",
 )
 @click.option("--json", "as_json", is_flag=True)
-def sync(store_url, dry_run, quiet, history, as_json):
+@click.option(
+    "--adopt",
+    type=click.Path(path_type=Path),
+    help="Folder of PR-run adapters (DIR/NAME/): published without retraining only when they "
+    "match main's spec, data and report; otherwise trained here. Absent: nothing to adopt.",
+)
+def sync(store_url, dry_run, quiet, history, as_json, adopt):
     """Make the store match every spec on this checkout (run on main).
 
     \b
     Publishes declared versions that are missing (train + eval + gate, reusing cached
     weights), moves each adapter's current pointer to the declared version (a revert
     is a rollback: no training), and retires adapters whose spec was deleted.
-    Example:
+    Examples:
       registry sync --store hf://my-org
+      registry sync --store hf://my-org --adopt "$RUNNER_TEMP/adopt"   # the PR run's adapters
     """
+    from registry.gitops.sync import outcome
     from registry.gitops.sync import sync as run_sync
 
-    actions = run_sync(_store(store_url), dry_run=dry_run, progress=not quiet, history=history)
+    actions = run_sync(
+        _store(store_url), dry_run=dry_run, progress=not quiet, history=history, adopt=adopt
+    )
     if as_json:
         click.echo(json.dumps([a.as_dict() for a in actions], indent=2))
     else:
         for a in actions:
-            color = {"failed": "red", "rollback": "yellow"}.get(a.action, "green")
+            color = {"failed": "red", "conflict": "red", "rollback": "yellow"}.get(
+                a.action, "green"
+            )
             version = a.declared or "-"
             click.echo(
                 f"{a.name:<24} {version:<10} {click.style(a.action, fg=color):<18} "
                 f"{a.seconds:6.1f}s  {a.detail}"
             )
-    failed = [a for a in actions if a.action == "failed"]
-    if failed:
-        from registry.errors import GateFailed
-
-        raise GateFailed(
-            f"{len(failed)} adapter(s) failed to sync: {', '.join(a.name for a in failed)}"
-        )
+    error = outcome(actions)  # exit 4 on a conflict with the store, 3 on a failure
+    if error is not None:
+        raise error
 
 
 @cli.command()
 @click.argument("ref")
 @click.option("--out", type=click.Path(path_type=Path), help="Copy the files here too.")
-@click.option("--store", "store_url", help=STORE_HELP)
+@store_option()
 @click.option("--no-cache", is_flag=True, help="Download again even when cached.")
 @click.option("--lock", type=click.Path(path_type=Path), help="Lockfile to write or honour.")
 def pull(ref, out, store_url, no_cache, lock):
@@ -345,7 +344,7 @@ def pull(ref, out, store_url, no_cache, lock):
 
 @cli.command()
 @click.argument("name")
-@click.option("--store", "store_url", help=STORE_HELP)
+@store_option()
 @click.option("--json", "as_json", is_flag=True)
 def versions(name, store_url, as_json):
     """List NAME's published versions (date, commit, fingerprint, gate, current).
@@ -371,33 +370,279 @@ def versions(name, store_url, as_json):
         )
 
 
+@cli.command("export")
+@click.argument("refs", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["vllm", "tgi"]),
+    help="Configuration for a serving engine: vLLM --lora-modules, or TGI's LORA_ADAPTERS.",
+)
+@click.option("--merged", is_flag=True, help="Fold one adapter into its base (no LoRA support).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for the verified copies (--format; default ./exported) or the merged model.",
+)
+@click.option(
+    "--lock",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Export exactly a lockfile's versions (from `registry pull --lock`).",
+)
+@store_option()
+def export_cmd(refs, fmt, merged, out, lock, store_url):
+    """Export versions for a serving engine: vLLM, TGI, or merged into the base.
+
+    \b
+    Without NAME or --lock: every adapter's current version. Each version is pulled,
+    sha256-verified and copied to OUT/NAME@VERSION/, and served under that versioned name
+    (a new version is a new name: no reload in place). Configuration on stdout, how to start
+    the engine and warnings (rank over vLLM's default 16, DoRA) on stderr.
+    Examples:
+      registry export --format vllm --lock adapters.lock --out /srv/lora
+      registry export ticket-json@1.2.0 --format tgi --out /srv/lora > lora.env
+      registry export ticket-json@1.2.0 --merged --out merged/   # engines without LoRA
+    """
+    if merged == bool(fmt):
+        raise click.UsageError("choose one: --format vllm|tgi or --merged")
+    if merged:
+        if len(refs) != 1 or lock is not None or out is None:
+            raise click.UsageError("--merged takes exactly one NAME@VERSION and --out DIR")
+        from registry.consume import export_merged
+
+        result = export_merged(refs[0], out, _store(store_url))
+        click.echo(
+            f"{refs[0]} merged -> {result['path']} (greedy answers identical on "
+            f"{result['matches']}/{result['checked']} check prompts)"
+        )
+        return
+    from registry.serve.export import export_for_engine
+
+    result = export_for_engine(
+        fmt, _store(store_url), refs=list(refs), lock=lock, out=out or Path("exported")
+    )
+    for warning in result.warnings:
+        click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+    click.echo(result.text, nl=False)
+    for hint in result.hints:
+        click.echo(hint, err=True)
+
+
+def _split_refs(values: tuple[str, ...]) -> list[str]:
+    return [ref.strip() for value in values for ref in value.split(",") if ref.strip()]
+
+
+@cli.command()
+@store_option()
+@click.option(
+    "--lock",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Serve exactly a lockfile's versions (from `registry pull --lock`); follow nothing.",
+)
+@click.option(
+    "--adapters",
+    multiple=True,
+    metavar="REF",
+    help="NAME (follows the store's current version) or NAME@VERSION (pinned); repeat or "
+    "comma-separate. Default: every adapter with a current version, new ones included.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between reads of the store's current pointers.",
+)
+@click.option("--max-batch-size", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1024),
+    default=1_000_000,
+    show_default=True,
+    help="Larger request bodies get 413.",
+)
+@click.option("--device", help="torch device (default: cuda when available, else cpu).")
+def serve(store_url, lock, adapters, host, port, poll_interval, max_batch_size,
+          max_request_bytes, device):  # fmt: skip
+    """OpenAI-compatible HTTP serving of the registry's adapters on one base model.
+
+    \b
+    model=NAME is the store's current version, NAME@VERSION a pinned one, the base
+    model's id the base alone. The server polls the store's current pointers and switches
+    to a new current version once it is pulled and verified (in-flight requests finish on
+    theirs): a revert + sync on main is served within one poll interval, no restart.
+    Endpoints: /v1/chat/completions, /v1/completions (stream too), /v1/models, /health.
+    Examples:
+      registry serve --store file:///srv/adapters --port 8000
+      registry serve --adapters ticket-json --adapters ticket-json@1.0.0 --poll-interval 2
+      registry serve --lock adapters.lock --host 0.0.0.0     # exactly these versions
+    """
+    from registry.serve.server import ServeOptions, run
+
+    run(
+        ServeOptions(
+            store=store_url,
+            lock=lock,
+            adapters=_split_refs(adapters),
+            host=host,
+            port=port,
+            poll_interval=poll_interval,
+            max_batch=max_batch_size,
+            max_request_bytes=max_request_bytes,
+            device=device,
+        ),
+        say=lambda line: click.echo(line, err=line.startswith("warning")),
+    )
+
+
 @cli.command()
 @click.option(
     "--base", "base_ref", required=True, help="Git ref to compare with (e.g. origin/main)."
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON with a GitHub Actions matrix.")
-@click.option("--store", "store_url", help=STORE_HELP + " Used to recognise rollbacks.")
-def plan(base_ref, as_json, store_url):
+@store_option(
+    " Used to recognise rollbacks, and to refuse a published version"
+    " whose weights differ from the head's spec (a conflict, as sync reports it)."
+)
+@click.option(
+    "--head",
+    "head_ref",
+    default="HEAD",
+    show_default=True,
+    help="Commit to plan, read from git objects (CI: the PR head, planned by trusted code).",
+)
+def plan(base_ref, as_json, store_url, head_ref):
     """What changed vs BASE: new / retrain / bump / rollback / retire / unchanged.
 
     \b
-    Fails (exit 2) when a spec changed without a version bump, or its version goes
-    backwards to a version that was never published.
+    Fails (exit 2) when a spec changed without a version bump, its version goes
+    backwards to a version that was never published, or (with a store) it declares a
+    published version whose weights differ from its spec and data.
     Examples:
       registry plan --base origin/main
       registry plan --base origin/main --json    # {"matrix": {"include": [...]}, ...}
+      registry plan --base "$BASE_SHA" --head "$HEAD_SHA" --json   # in CI
     """
     from registry.gitops.plan import plan as run_plan
+    from registry.store import configured_store, published_versions
 
-    published = None
-    if store_url or os.environ.get("REGISTRY_STORE"):
-        store = _store(store_url)
-
-        def published(name: str) -> set[str]:
-            return {v.version for v in store.versions(name)}
-
-    result = run_plan(base_ref, published=published)
+    store = configured_store(store_url)  # none: rollbacks are recognised from git history
+    published = published_versions(store) if store else None
+    held = store.manifest if store else None
+    result = run_plan(base_ref, head_ref=head_ref, published=published, held=held)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else result.describe())
+
+
+@cli.command("take-pr")
+@click.argument("head_rev")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="The trusted checkout (the PR's base commit).",
+)
+def take_pr(head_rev, repo):
+    """Take only specs and data pointers from the PR head HEAD_REV into a trusted checkout.
+
+    \b
+    adapters/, datasets.dvc and regression/ become exactly HEAD_REV's (read from git
+    objects; HEAD_REV must be fetched); the code, Makefile, pyproject.toml, .dvc/ and
+    .github/ stay the checkout's. Exit 2, naming each path, on a symlink, a submodule,
+    an odd name, an oversized file or a DVC pointer leaving the data; nothing is written.
+    Example (CI, in the base commit's checkout):
+      registry take-pr "$HEAD_SHA" && dvc pull
+    """
+    from registry.gitops.untrusted import take_pr_content
+
+    changed = take_pr_content(repo, head_rev)
+    for path in changed:
+        click.echo(path)
+    click.echo(f"took {len(changed)} changed path(s) from {head_rev[:12]}", err=True)
+
+
+@cli.command("init")
+@click.argument("directory", required=False, default=".", type=click.Path(path_type=Path))
+@click.option(
+    "--tool-repo",
+    help="OWNER/NAME of lora-registry on GitHub, whose reusable workflows the new repo calls "
+    "(default: this checkout's GitHub origin).",
+)
+@click.option(
+    "--tool-ref",
+    help="Commit of the tool to pin (default: this checkout's HEAD, else the version tag).",
+)
+@click.option(
+    "--dvc-remote",
+    type=click.Path(path_type=Path),
+    help="Local DVC remote folder to start with (default: DIR/../<name>-dvc-remote).",
+)
+def init_cmd(directory, tool_repo, tool_ref, dvc_remote):
+    """Make a new registry repository for a team in DIR (absent or empty; default: here).
+
+    \b
+    git (branch main) and DVC with a local remote, adapters/, datasets.dvc, the spec's
+    JSON Schema, a README (user stories, set-up, upgrading, trust boundary), and
+    workflows that call this tool's reusable workflows pinned by one commit. One commit.
+    Examples:
+      registry init ../team-adapters --tool-repo my-org/lora-registry
+      registry init --tool-repo my-org/lora-registry --tool-ref 0123...cdef   # 40 hex
+    """
+    from registry.gitops.init import init_repo
+
+    result = init_repo(directory, tool_repo=tool_repo, tool_ref=tool_ref, dvc_remote=dvc_remote)
+    for warning in result.warnings:
+        click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+    click.echo(result.describe())
+
+
+@cli.command("new")
+@click.argument("name")
+@click.option("--data", "data_file", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--eval",
+    "eval_file",
+    type=click.Path(path_type=Path),
+    help="Eval set (default: split off from --data, deterministically).",
+)
+@click.option(
+    "--base-model", "base_model", default="builtin:smollm2-135m-instruct", show_default=True
+)
+@click.option(
+    "--method", type=click.Choice(["lora", "qlora", "dora"]), default="lora", show_default=True
+)
+@click.option("--no-tokens", is_flag=True, help="Skip token-length checks (no tokenizer load).")
+def new_cmd(name, data_file, eval_file, base_model, method, no_tokens):
+    """Scaffold adapters/NAME from a JSONL dataset, validated, with the data added to DVC.
+
+    \b
+    The format (chat, alpaca, completion) is detected; the spec starts small (LoRA r=8)
+    with a starter gate vs the base model and the prompt baseline, a comment per key.
+    Nothing is committed. Exit 2 (file, line, field) on bad data or a taken name.
+    Examples:
+      registry new ticket-json --data ~/tickets.jsonl
+      registry new sql --data train.jsonl --eval eval.jsonl --method qlora
+    """
+    from registry.spec.scaffold import new_spec
+
+    made = new_spec(
+        Path("."),
+        name,
+        data_file,
+        eval_file=eval_file,
+        base_model=base_model,
+        method=method,
+        check_tokens=not no_tokens,
+    )
+    for problem in made.warnings:
+        click.echo(click.style(f"    {problem}", fg="yellow"), err=True)
+    click.echo(made.describe())
+    click.echo(
+        f"Next: edit {made.spec_path} (system prompt, gate), then `registry validate {name}`, "
+        f'`dvc push` and `git commit -m "Add {name} 1.0.0"` on a branch, and open a PR.'
+    )
 
 
 @cli.command()
@@ -417,7 +662,8 @@ def demo(workdir, eval_limit):
     \b
     PR adds a spec -> plan -> validate -> train -> eval -> gate -> report -> merge ->
     sync publishes 1.0.0 -> pull by version and generate -> PR to 1.1.0 -> merge, sync ->
-    git revert -> sync rolls back to 1.0.0 in seconds -> pull shows 1.0.0.
+    git revert -> sync rolls back to 1.0.0 in seconds -> pull shows 1.0.0 -> `registry
+    serve`, which answered with 1.1.0, answers with 1.0.0 again (no restart).
     Examples:
       registry demo
       registry demo --workdir /tmp/registry-demo

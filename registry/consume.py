@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from registry.artifact import read_provenance
 from registry.errors import InvalidInput
 from registry.store import Store, open_store
 from registry.store.pull import PulledAdapter, pull
@@ -29,13 +30,20 @@ def _adapter_key(pulled: PulledAdapter) -> str:
 
 
 def _base_of(pulled: PulledAdapter) -> dict[str, Any]:
-    return json.loads((pulled.path / "registry.json").read_text())["base_model"]
+    return read_provenance(pulled.path).base_model
 
 
 class AdapterFleet:
     """A base model with several adapters attached; `use` switches the active one."""
 
-    def __init__(self, pulled: list[PulledAdapter], device: str | None = None) -> None:
+    def __init__(
+        self,
+        pulled: list[PulledAdapter],
+        device: str | None = None,
+        keys: list[str] | None = None,
+    ) -> None:
+        """`keys` names each adapter inside the model (default: its name); a server holding
+        two versions of one adapter gives them distinct keys."""
         from peft import PeftModel
 
         from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
@@ -52,22 +60,60 @@ class AdapterFleet:
                 f"base model {base_info['ref']} here has sha256 {resolved.sha256[:12]}, the "
                 f"adapters were trained on {base_info['sha256'][:12]}"
             )
+        keys = list(keys) if keys is not None else [_adapter_key(p) for p in pulled]
+        if len(keys) != len(pulled) or len(set(keys)) != len(keys) or any("." in k for k in keys):
+            raise InvalidInput(f"adapter keys must be unique, one per adapter, no dots: {keys}")
+        self.base = resolved
         self.tokenizer = load_tokenizer(resolved)
-        self.adapters = {_adapter_key(p): p for p in pulled}
-        first, *rest = pulled
+        self.adapters = dict(zip(keys, pulled, strict=True))
+        (first_key, first), *rest = self.adapters.items()
         base = load_base_model(resolved, device=device)
         base.config.use_cache = True
-        self.model = PeftModel.from_pretrained(base, first.path, adapter_name=_adapter_key(first))
-        for p in rest:
-            self.model.load_adapter(p.path, adapter_name=_adapter_key(p))
+        self.model = PeftModel.from_pretrained(base, first.path, adapter_name=first_key)
+        for key, p in rest:
+            self.model.load_adapter(p.path, adapter_name=key)
         self.model.eval()
+        self._find_layers()
+        self.active = ""
+        self.use(first_key)
+
+    def _find_layers(self) -> None:
         from peft.tuners.tuners_utils import BaseTunerLayer
 
         # PeftModel.set_adapter walks every module of the model twice per switch (~10 ms on
-        # SmolLM2). The adapter layers never change after loading: find them once here.
+        # SmolLM2). The adapter layers change only when an adapter is attached or detached:
+        # find them then, not per switch.
         self._adapter_layers = [m for m in self.model.modules() if isinstance(m, BaseTunerLayer)]
-        self.active = ""
-        self.use(_adapter_key(first))
+
+    def attach(self, pulled: PulledAdapter, key: str) -> None:
+        """Load one more (pulled, verified) adapter onto the shared base under `key`.
+
+        Not thread-safe with `generate`: a server calls it from the thread that generates."""
+        if key in self.adapters or "." in key:
+            raise InvalidInput(f"adapter key {key!r} is taken or has a dot")
+        if _base_of(pulled)["sha256"] != self.base.sha256:
+            raise InvalidInput(
+                f"{pulled.name} {pulled.version} was trained on another base model than this "
+                f"fleet's {self.base.ref} (sha256 differs)"
+            )
+        self.model.load_adapter(pulled.path, adapter_name=key)
+        self.model.eval()
+        self.adapters[key] = pulled
+        self._find_layers()
+        self.use(self.active)  # loading must not change which adapter answers
+
+    def detach(self, key: str) -> None:
+        """Unload an adapter (its memory is freed); the last one stays."""
+        if key not in self.adapters:
+            raise InvalidInput(f"adapter {key!r} is not loaded")
+        if len(self.adapters) == 1:
+            raise InvalidInput("cannot detach the fleet's last adapter")
+        if self.active == key:  # PEFT would pick another itself, with a warning
+            self.use(next(k for k in self.adapters if k != key))
+        self.model.delete_adapter(key)
+        del self.adapters[key]
+        self._find_layers()
+        self.use(self.active)
 
     def use(self, name: str) -> None:
         """Make `name` the active adapter: a pointer switch in each adapter layer, no copy."""

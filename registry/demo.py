@@ -8,22 +8,27 @@ the GitHub workflows do:
     -> gate -> report -> merge -> sync publishes 1.0.0 -> pull by version and generate
     -> PR changes the adapter to 1.1.0 -> merge -> sync publishes 1.1.0
     -> git revert of that merge -> sync rolls back to 1.0.0 (no training) -> pull shows 1.0.0
+    -> `registry serve`, which served 1.1.0, answers with 1.0.0 again (no restart)
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from registry.artifact import read_provenance
 from registry.errors import GateFailed, RegistryError
 
 DEMO_ADAPTER = "ticket-json"
@@ -153,7 +158,9 @@ def _pr_train_eval(sb: Sandbox, label: str, out: str) -> None:
     if proc.returncode not in (0, 3):
         raise RegistryError(f"eval failed with exit {proc.returncode}")
     report = (sb.repo / out / "report.md").read_text()
-    print("\n" + "\n".join(report.splitlines()[:24]))
+    # The verdict, the metrics, the gate and the regression suites (with what broke); the
+    # worst task examples and provenance stay in the file.
+    print("\n" + report.split("### Worst examples")[0].rstrip())
     if proc.returncode == 3:
         raise GateFailed(f"the {label} adapter did not pass its gate; see {out}/report.md")
 
@@ -185,6 +192,73 @@ def _generate(sb: Sandbox, adapter_dir: Path) -> None:
         print(f"\nticket:    {example.prompt_text[:150]}")
         print(f"adapter:   {text.strip()}")
         print(f"reference: {example.answer}   ({mark})")
+
+
+class _Served:
+    """`registry serve` next to the registry, following the demo's store (HTTP on 127.0.0.1)."""
+
+    def __init__(self, sb: Sandbox, name: str = DEMO_ADAPTER, poll: float = 1.0) -> None:
+        args = ["serve", "--port", "0", "--poll-interval", str(poll), "--adapters", name]
+        print(_style(f"$ registry {' '.join(args)} &", "cyan"), flush=True)
+        self.name, self.lines = name, []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "registry", *args],
+            cwd=sb.repo,
+            env={**os.environ, **sb.env},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        atexit.register(self.stop)  # whatever happens next, no server is left behind
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+        line = self._wait(lambda: next((x for x in self.lines if "listening on" in x), None), 300)
+        self.url = line.split("listening on ", 1)[1].strip().removesuffix("/v1")
+
+    def _wait(self, check, seconds: float):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RegistryError(f"registry serve exited with {self.proc.returncode}")
+            found = check()
+            if found:
+                return found
+            time.sleep(0.2)
+        raise RegistryError(f"registry serve: nothing after {seconds:.0f} s")
+
+    def _call(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
+    def ask(self, messages: list[dict[str, str]]) -> str:
+        """One chat completion, as any OpenAI client sends it; prints who answered."""
+        body = {"model": self.name, "messages": messages, "max_tokens": 64}
+        answer = self._call("/v1/chat/completions", body)
+        print(f"served by {answer['model']}: {answer['choices'][0]['message']['content']}")
+        return answer["model"]
+
+    def serving(self, version: str, seconds: float = 60) -> None:
+        current = lambda: self._call("/health")["adapters"][self.name]["current"]  # noqa: E731
+        self._wait(lambda: current() == version, seconds)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _ticket(sb: Sandbox) -> list[dict[str, str]]:
+    from registry.spec.data import load_examples
+    from registry.spec.schema import load_spec
+
+    spec = load_spec(sb.repo / "adapters" / DEMO_ADAPTER / "adapter.yaml")
+    example = load_examples(spec.eval_path, spec.data.format, spec.data.system_prompt)[0]
+    return list(example.messages)
 
 
 def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
@@ -240,22 +314,36 @@ def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
     sb.timed("sync publish 1.1.0", "sync")
     sb.registry("versions", DEMO_ADAPTER)
 
-    narrate("6. Roll back by reverting PR #2", "main declares 1.0.0 again; sync trains nothing.")
+    narrate(
+        "6. Serve it",
+        "An OpenAI-compatible server next to the registry follows the store's current version.",
+    )
+    served = _Served(sb)
+    served.ask(_ticket(sb))
+
+    narrate("7. Roll back by reverting PR #2", "main declares 1.0.0 again; sync trains nothing.")
     sb.git("revert", "--no-edit", "-m", "1", merge_2)
     sb.timed("sync rollback", "sync")
     sb.registry("versions", DEMO_ADAPTER)
     pulled = sb.registry("pull", DEMO_ADAPTER, "--out", str(workdir / "consumer" / "current"))
     assert pulled.returncode == 0
-    current = json.loads((workdir / "consumer" / "current" / "registry.json").read_text())
+    current = read_provenance(workdir / "consumer" / "current")
+
+    narrate("8. The served answer changes back", "Within one poll: no restart, no deploy.")
+    served.serving(current.version)
+    served_by = served.ask(_ticket(sb))
+    served.stop()
+    if served_by != f"{DEMO_ADAPTER}@{current.version}":
+        raise RegistryError(f"the server still answers with {served_by} after the rollback")
 
     total = time.perf_counter() - start
     summary = {
         "workdir": str(workdir),
-        "current": current["version"],
+        "current": current.version,
         "seconds": total,
         "timings": sb.timings,
     }
-    narrate("Summary", _summary_table(sb, current["version"], total))
+    narrate("Summary", _summary_table(sb, current.version, total))
     return summary
 
 
@@ -265,8 +353,7 @@ def _summary_table(sb: Sandbox, current: str, total: float) -> str:
     rows.append(f"| **total** | **{total:.0f}** |")
     rollback = sb.timings.get("sync rollback", 0.0)
     # The training's own wall time (the step above may have been a cache hit).
-    provenance = json.loads((sb.repo / "runs" / "pr1" / "registry.json").read_text())
-    train = float(provenance.get("training", {}).get("wall_s", 0.0))
+    train = float(read_provenance(sb.repo / "runs" / "pr1").training.get("wall_s", 0.0))
     return "\n".join(rows) + (
         f"\n\nCurrent version after the revert: {current} (rollback took {rollback:.1f} s; "
         f"training 1.0.0 took {train:.0f} s)\n"

@@ -26,6 +26,7 @@ eval:
   metrics: [exact_match, loss]
   max_new_tokens: 8
   few_shot: 0
+  regression: []  # the shipped general suite is tested on its own (tests/evaluate/test_regression.py)
   gate:
     - {{metric: loss, min_delta_vs_base: 0.1}}
 """
@@ -112,3 +113,12 @@ def fresh_cache(monkeypatch, tmp_path, registry_cache, tiny_model):
         return cache
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """`fuzz: N cases` in every run's output (CI runs pytest without -s), per parser."""
+    from fuzzcount import CASES
+
+    if CASES:
+        parts = ", ".join(f"{target} {n}" for target, n in sorted(CASES.items()))
+        terminalreporter.write_line(f"fuzz: {sum(CASES.values())} cases ({parts})")

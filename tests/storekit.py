@@ -9,7 +9,8 @@ from pathlib import Path
 
 from hub_server import FakeHub
 
-from registry.store.base import MANIFEST, sha256_bytes
+from registry.artifact import REGISTRY_JSON
+from registry.core.fs import sha256_bytes
 
 ORG, NAME, REPO = "test-org", "demo", "test-org/demo"
 
@@ -89,7 +90,7 @@ def make_files(version: str, fingerprint: str = "fp-1", weights: bytes = b"\x00"
         "eval": {"gate": {"passed": True}},
         "files": {name: sha256_bytes(data) for name, data in files.items()},
     }
-    return {**files, MANIFEST: json.dumps(manifest).encode()}
+    return {**files, REGISTRY_JSON: json.dumps(manifest).encode()}
 
 
 STAGING = "registry-staging-v1.0.0"

@@ -374,7 +374,7 @@ def synced_repo(tmp_path_factory, tiny_model, registry_cache):
 
     from registry.evaluate.run import evaluate
     from registry.spec.schema import load_spec
-    from registry.train.loop import train
+    from registry.train import train
 
     tmp = tmp_path_factory.mktemp("sync")
     cache = tmp / "cache"

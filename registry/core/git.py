@@ -1,8 +1,10 @@
-"""Reading a registry repo's history cheaply: git objects and DVC `.dir` listings.
+"""Git for the whole registry: the one git runner, and reading history cheaply (git objects
+and DVC `.dir` listings).
 
-Used by `registry plan`. Everything here reads only what a diff names: one `git diff`, then
-`git cat-file --batch` for the changed blobs, and DVC `.dir` listings from the local cache or a
-local remote, so a repo with 1,000 specs costs what the change costs.
+`run_git` / `try_git` are the only places a git process starts (argv lists, never a shell).
+`registry plan` reads through GitReader, which reads only what a diff names: one `git diff`,
+then `git cat-file --batch` for the changed blobs, and DVC `.dir` listings from the local cache
+or a local remote, so a repo with 1,000 specs costs what the change costs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, RegistryError
 
 # The C loader when available: plan reads many small YAML files. Safe either way.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -25,19 +28,57 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # -- git -----------------------------------------------------------------------------------------
 
 
+def run_git(
+    cwd: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    ok: tuple[int, ...] = (0,),
+    timeout: float | None = None,
+    error: type[RegistryError] = InvalidInput,
+) -> bytes:
+    """stdout of `git ARGS` run in `cwd`. Raises `error` (InvalidInput: exit 2, by default)
+    naming the command and the folder when git is missing, times out, or exits with a code not
+    in `ok`."""
+
+    def fail(message: str) -> RegistryError:
+        if issubclass(error, InvalidInput):
+            return error(message, file=str(cwd))
+        return error(f"{message} (in {cwd})")
+
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=stdin, capture_output=True, timeout=timeout
+        )
+    except FileNotFoundError:
+        raise fail("git is not installed, or the folder does not exist") from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise fail(f"git {args[0]}: {exc}") from None
+    if proc.returncode not in ok:
+        raise fail(f"git {args[0]}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def try_git(cwd: Path, *args: str, timeout: float | None = None) -> bytes | None:
+    """stdout of `git ARGS`, or None when it fails for any reason (not a repo, no git, ...)."""
+    try:
+        return run_git(cwd, *args, timeout=timeout, error=RegistryError)
+    except RegistryError:
+        return None
+
+
+def head_commit(folder: Path) -> str | None:
+    """HEAD of the git repository holding `folder`, or None outside one (provenance)."""
+    out = try_git(folder, "rev-parse", "HEAD", timeout=10)
+    commit = out.decode(errors="replace").strip() if out else ""
+    return commit if re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
+
+
 class GitReader:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
 
     def run(self, *args: str, stdin: bytes | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
-        try:
-            proc = subprocess.run(["git", *args], cwd=self.repo, input=stdin, capture_output=True)
-        except FileNotFoundError:
-            raise InvalidInput("git is not installed", file=str(self.repo)) from None
-        if proc.returncode not in ok:
-            message = proc.stderr.decode(errors="replace").strip()
-            raise InvalidInput(f"git {args[0]}: {message}", file=str(self.repo))
-        return proc.stdout
+        return run_git(self.repo, *args, stdin=stdin, ok=ok)
 
     def commit(self, ref: str) -> str:
         out = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", ok=(0, 1))

@@ -12,6 +12,10 @@ is two checks), so a failure always names exactly what was missed and by how muc
 - `min` / `max` apply to the adapter's own value (and to `general_drift`).
 - For lower-is-better metrics (`loss`), "improvement" is base - adapter, so `min_delta_vs_base:
   0.1` on loss asks for a loss at least 0.1 nats lower.
+- Suite rules (`{suite: general, max_drop_vs_base: 0.05}`) read a regression suite's paired
+  accounting (regression.py): the LOWER bound of the accuracy change must be >= -0.05, i.e. the
+  data rule out a drop of more than five points; `max_broken` caps the count of items the base
+  got right and the adapter broke.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from registry.evaluate.metrics import higher_is_better
 from registry.evaluate.stats import Comparison
 from registry.spec.schema import GateRule
 
+if TYPE_CHECKING:
+    from registry.evaluate.regression import SuiteResult
+
 DRIFT = "general_drift"
-_DELTA_RULES = {
+# delta rule -> the contender it compares the adapter with (public: run.py's power warnings use it)
+DELTA_RULES = {
     "min_delta_vs_base": "base",
     "min_delta_vs_prompt": "prompt_baseline",
     "max_regression_vs_previous": "previous",
@@ -62,7 +71,7 @@ def _fmt(x: float) -> str:
 def _delta_check(
     rule_key: str, metric: str, threshold: float, comparison: Comparison | None
 ) -> RuleResult:
-    against = _DELTA_RULES[rule_key].replace("_", " ")
+    against = DELTA_RULES[rule_key].replace("_", " ")
     if comparison is None:
         if rule_key == "max_regression_vs_previous":
             return RuleResult(
@@ -101,18 +110,56 @@ def _bound_check(rule_key: str, metric: str, threshold: float, value: float | No
     return RuleResult(rule_key, metric, value, threshold, passed, message)
 
 
+def _suite_checks(rule: GateRule, result: SuiteResult | None) -> list[RuleResult]:
+    suite = f"suite:{rule.suite}"
+    checks: list[RuleResult] = []
+    for key in ("max_drop_vs_base", "max_broken"):
+        threshold = getattr(rule, key)
+        if threshold is None:
+            continue
+        if result is None:
+            checks.append(
+                RuleResult(key, suite, None, threshold, False, f"suite {rule.suite!r} was not run")
+            )
+            continue
+        counts = (
+            f"{result.broken} broken, {result.fixed} fixed, {result.kept} kept "
+            f"of {result.n} (base right on {result.base_correct})"
+        )
+        if key == "max_drop_vs_base":
+            low = result.ci[0]
+            passed = low >= -threshold
+            message = (
+                f"{rule.suite}: accuracy {result.base_accuracy:.3f} -> {result.adapter_accuracy:.3f}"
+                f" ({_fmt(result.delta)}, 95% CI lower bound {_fmt(low)}); {counts}; "
+                f"may drop at most {threshold:g}"
+            )
+            if not passed:
+                message += f" -> over by {-threshold - low:.4g}"
+            checks.append(RuleResult(key, suite, low, threshold, passed, message))
+        else:
+            passed = result.broken <= threshold
+            message = f"{rule.suite}: {counts}; at most {threshold:g} may break"
+            checks.append(RuleResult(key, suite, float(result.broken), threshold, passed, message))
+    return checks
+
+
 def apply_gate(
     rules: Sequence[GateRule],
     *,
     metrics: Mapping[str, Mapping[str, float]],
     comparisons: Sequence[Comparison],
     general_drift: float | None = None,
+    regression: Mapping[str, SuiteResult] | None = None,
     adapter: str = "adapter",
 ) -> GateVerdict:
     """Check every condition; the gate passes when all pass (an empty gate passes)."""
     by_key = {(c.metric, c.b): c for c in comparisons if c.a == adapter}
     results: list[RuleResult] = []
     for rule in rules:
+        if rule.suite is not None:
+            results += _suite_checks(rule, (regression or {}).get(rule.suite))
+            continue
         for key in ("min_delta_vs_base", "min_delta_vs_prompt", "max_regression_vs_previous"):
             threshold = getattr(rule, key)
             if threshold is None:
@@ -129,7 +176,7 @@ def apply_gate(
                     )
                 )
                 continue
-            comparison = by_key.get((rule.metric, _DELTA_RULES[key]))
+            comparison = by_key.get((rule.metric, DELTA_RULES[key]))
             results.append(_delta_check(key, rule.metric, threshold, comparison))
         for key in ("min", "max"):
             threshold = getattr(rule, key)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.core.cache import cache_dir
+from registry.core.fs import atomic_file
 from registry.spec.data import IGNORE_INDEX, TokenizedExample
 
 if TYPE_CHECKING:
@@ -122,13 +124,11 @@ class _Memo:
     """Remembered generations: cache/generations/<weights + settings>/<prompt sha256>.json."""
 
     def __init__(self, weights_id: str, model: Any, max_new_tokens: int, stops: list[int]):
-        from registry.spec.base_model import cache_dir
-
         param = next(model.parameters())
         settings = json.dumps(
             [weights_id, str(param.device), str(param.dtype), max_new_tokens, stops]
         )
-        self.root = cache_dir() / "generations" / hashlib.sha256(settings.encode()).hexdigest()
+        self.root = cache_dir("generations", hashlib.sha256(settings.encode()).hexdigest())
 
     def _path(self, prompt: Sequence[int]) -> Path:
         return self.root / (hashlib.sha256(json.dumps(list(prompt)).encode()).hexdigest() + ".json")
@@ -143,8 +143,6 @@ class _Memo:
             return None  # absent or damaged: generate again
 
     def put(self, prompt: Sequence[int], gen: Generation) -> None:
-        from registry.train.checkpoint import atomic_file
-
         with atomic_file(self._path(prompt)) as tmp:
             tmp.write_text(json.dumps(gen.__dict__), encoding="utf-8")
 

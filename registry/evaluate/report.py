@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from registry.evaluate.gate import GateVerdict
+from registry.evaluate.markdown import md
+from registry.evaluate.markdown import num as _num
+from registry.evaluate.markdown import signed as _signed
 from registry.evaluate.metrics import BINARY_METRICS, higher_is_better
+from registry.evaluate.regression import SuiteResult
+from registry.evaluate.regression import render_markdown as render_regression
 from registry.evaluate.stats import SMALL_SAMPLE, Comparison
 
 MARKER = "<!-- adapter-registry-report -->"
@@ -28,7 +32,6 @@ CONTENDER_LABELS = {
     "previous": "previous",
 }
 WORST_EXAMPLES = 5
-CELL_CHARS = 160
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Report:
     overrides: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # base_model, adapter, training, ...
+    regression: dict[str, SuiteResult] = field(default_factory=dict)  # suite name -> accounting
 
     @property
     def passed(self) -> bool:
@@ -65,8 +69,14 @@ class Report:
                     f" (delta {c.delta:+.4g}, 95% CI [{c.ci_low:+.4g}, {c.ci_high:+.4g}],"
                     f" p={c.p_value:.3g})"
                 )
+        for name, r in self.regression.items():
+            lines.append(
+                f"  regression {name}: {r.broken} broken, {r.fixed} fixed of {r.n}"
+                f" (accuracy {r.base_accuracy:.3f} -> {r.adapter_accuracy:.3f}, delta"
+                f" {r.delta:+.3f}, 95% CI [{r.ci[0]:+.3f}, {r.ci[1]:+.3f}], p={r.p:.3g})"
+            )
         if self.general_drift is not None:
-            lines.append(f"  general_drift: {self.general_drift:.4g} nats/token")
+            lines.append(f"  general_drift: {self.general_drift:.4g} nats/token (diagnostic)")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -81,51 +91,13 @@ class Report:
             "comparisons": [c.to_json() for c in self.comparisons],
             "general_drift": self.general_drift,
             "gate": self.gate.to_json(),
+            "regression": {name: r.to_json() for name, r in self.regression.items()},
             "warnings": self.warnings,
             "items": self.items,
             "overrides": self.overrides,
             "cost": self.cost,
             **self.extra,
         }
-
-
-# -- safe Markdown -----------------------------------------------------------------------------
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
-# Markdown syntax that can act mid-line: emphasis, code spans, links/images ("[" starts both),
-# table cells, strike-through, headings, and GitHub's $math$. Cells never start a line (they
-# follow "| " or "- "), so list and heading markers at line start cannot occur.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#$])")
-
-
-def md(text: Any, limit: int | None = CELL_CHARS) -> str:
-    """Untrusted text -> inert Markdown for a table cell or a line.
-
-    HTML becomes entities, Markdown syntax is backslash-escaped (no links, images, emphasis,
-    code spans or table breaks), @mentions and bare URLs are defused with a zero-width space,
-    newlines become a visible ⏎ so a cell stays one line, and bidi/control characters are dropped.
-    """
-    text = str(text)
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "…"
-    text = _CONTROL.sub("", text)
-    # Bare URLs are autolinked by GitHub even when escaped: a zero-width space breaks them.
-    text = text.replace("://", ":\u200b//").replace("www.", "www\u200b.")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = _MD_SPECIAL.sub(r"\\\1", text)
-    text = text.replace("@", "@\u200b")
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", " ⏎ ")
-    return text if text.strip() else "∅"
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    if x is None:
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def _signed(x: float) -> str:
-    return f"{x:+.3f}"
 
 
 # -- report.md ---------------------------------------------------------------------------------
@@ -146,6 +118,9 @@ def render_markdown(report: Report) -> str:
     lines.extend(_metrics_table(report))
     lines.append("")
     lines.extend(_gate_table(report))
+    if report.regression:
+        lines.append("")
+        lines.extend(render_regression(report.regression, report.gate.rules))
     if report.warnings:
         lines.append("")
         lines.extend(f"> ⚠️ {md(w, None)}  " for w in report.warnings)
@@ -339,46 +314,74 @@ def render_junit(report: Report) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def _delta_rows(report: Report) -> list[tuple[str, float, float, float, float | None]]:
+    """(label, delta, ci low, ci high, gate bound) in the metric's "better" direction."""
+    thresholds: dict[tuple[str, str], float] = {}
+    for rule in report.gate.rules:
+        against = {"min_delta_vs_base": "base", "min_delta_vs_prompt": "prompt_baseline"}
+        if rule.rule in against:
+            thresholds[(rule.metric, against[rule.rule])] = rule.threshold
+        elif rule.rule == "max_regression_vs_previous":
+            thresholds[(rule.metric, "previous")] = -rule.threshold
+        elif rule.rule == "max_drop_vs_base":
+            thresholds[(rule.metric, "base")] = -rule.threshold
+    rows = []
+    for c in report.comparisons:
+        sign = 1.0 if higher_is_better(c.metric) else -1.0
+        low, high = sorted((sign * c.ci_low, sign * c.ci_high))
+        label = f"{c.metric} vs {CONTENDER_LABELS.get(c.b, c.b)}"
+        rows.append((label, sign * c.delta, low, high, thresholds.get((c.metric, c.b))))
+    for name, r in report.regression.items():
+        rows.append(
+            (
+                f"suite {name} vs base",
+                r.delta,
+                r.ci[0],
+                r.ci[1],
+                thresholds.get((f"suite:{name}", "base")),
+            )
+        )
+    return rows
+
+
 def render_png(report: Report, path: Path) -> None:
-    """One small panel per metric: each contender's value; the adapter's bar in colour."""
+    """Every comparison as the adapter's improvement with its 95% interval, the gate's bound as
+    a red tick: a bar whose interval lies right of its tick passes. Regression suites too."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = list(report.metrics.items())
-    if report.general_drift is not None:
-        panels.append(("general_drift", {"adapter": report.general_drift}))
-    cols = min(3, len(panels))
-    rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    colours = {
-        "base": "#9e9e9e",
-        "prompt_baseline": "#c7b37a",
-        "adapter": "#2e7d32",
-        "previous": "#5c6bc0",
-    }
-    for ax, (metric, values) in zip(axes.flat, panels, strict=False):
-        names = [c for c in report.contenders if c in values]
-        heights = [values[c] for c in names]
-        ax.bar(
-            [CONTENDER_LABELS.get(c, c) for c in names],
-            heights,
-            color=[colours.get(c, "#888") for c in names],
+    rows = _delta_rows(report)
+    height = 1.0 + 0.45 * max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    for y, (_label, delta, low, high, bound) in enumerate(rows):
+        colour = "#2e7d32" if low >= (bound if bound is not None else 0.0) else "#c62828"
+        ax.errorbar(
+            delta, y, xerr=[[delta - low], [high - delta]], fmt="o", color=colour, capsize=4
         )
-        for x, h in enumerate(heights):
-            ax.annotate(f"{h:.3g}", (x, h), ha="center", va="bottom", fontsize=8)
-        ax.set_title(
-            f"{metric} ({'higher' if higher_is_better(metric) else 'lower'} is better)", fontsize=9
+        ax.annotate(
+            f"{delta:+.3g}",
+            (delta, y),
+            xytext=(0, 6),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
         )
-        ax.tick_params(axis="x", labelsize=8)
-        if metric in BINARY_METRICS or metric in ("json_field_f1", "rouge_l"):
-            ax.set_ylim(0, 1.1)  # bounded scores: an all-zero panel still reads as 0 of 1
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.axis("off")
+        if bound is not None:
+            ax.plot([bound, bound], [y - 0.35, y + 0.35], color="#c62828", linewidth=2)
+    ax.axvline(0.0, color="#9e9e9e", linewidth=1, linestyle="--")
+    ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        "adapter improvement (higher is better), 95% paired CI; red tick = gate bound", fontsize=8
+    )
     verdict = "PASSED" if report.passed else "FAILED"
-    fig.suptitle(
-        f"{report.name} {report.version}: gate {verdict} (n={report.n_items})", fontsize=10
+    drift = (
+        f", general_drift {report.general_drift:.3g}" if report.general_drift is not None else ""
+    )
+    ax.set_title(
+        f"{report.name} {report.version}: gate {verdict} (n={report.n_items}{drift})", fontsize=9
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

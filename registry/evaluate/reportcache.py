@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from registry.spec.base_model import cache_dir
-
-REPORT_FILES = ("report.json", "report.md", "junit.xml", "metrics.png")
+from registry.artifact import REPORT_FILES, REPORT_JSON
+from registry.core.cache import cache_dir
+from registry.core.fs import atomic_dir
 
 
 def report_key(
@@ -39,28 +37,24 @@ def report_key(
 
 
 def _entry(key: str) -> Path:
-    return cache_dir() / "reports" / key
+    return cache_dir("reports", key)
 
 
-def remember(report_dir: Path, report: dict[str, Any], previous_fingerprint: str | None) -> None:
+def remember_report(
+    report_dir: Path, report: dict[str, Any], previous_fingerprint: str | None
+) -> None:
     """Store the report files of `report_dir` (written by `evaluate`) under their key."""
     if report.get("overrides") or not report.get("fingerprint"):
         return
     key = report_key(report["fingerprint"], report["eval_config"], previous_fingerprint)
-    target = _entry(key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a reader sees the whole entry or none of it.
-    staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
-    for name in REPORT_FILES:
-        if (report_dir / name).is_file():
-            shutil.copy2(report_dir / name, staging / name)
-    try:
-        os.replace(staging, target)
-    except OSError:  # an equal entry got there first
-        shutil.rmtree(staging, ignore_errors=True)
+    # A reader sees the whole entry or none of it; an equal entry already there is kept.
+    with atomic_dir(_entry(key), replace=False) as staging:
+        for name in REPORT_FILES:
+            if (report_dir / name).is_file():
+                shutil.copy2(report_dir / name, staging / name)
 
 
-def recall(
+def recall_report(
     fingerprint: str,
     eval_config: dict[str, Any],
     previous_fingerprint: str | None,
@@ -69,7 +63,7 @@ def recall(
     """Copy a remembered report for exactly these inputs into `into`; None when there is none."""
     entry = _entry(report_key(fingerprint, eval_config, previous_fingerprint))
     try:
-        report = json.loads((entry / "report.json").read_text(encoding="utf-8"))
+        report = json.loads((entry / REPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if report.get("fingerprint") != fingerprint or report.get("eval_config") != eval_config:
@@ -79,14 +73,3 @@ def recall(
         if (entry / name).is_file():
             shutil.copy2(entry / name, into / name)
     return report
-
-
-def fingerprint_of(adapter_dir: Path | None) -> str | None:
-    """The fingerprint recorded in an adapter folder's registry.json (None when absent)."""
-    if adapter_dir is None:
-        return None
-    try:
-        data = json.loads((Path(adapter_dir) / "registry.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data.get("fingerprint")

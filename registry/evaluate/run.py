@@ -9,7 +9,8 @@ Contenders, all answering the same eval items, all on ONE loaded copy of the bas
 - "adapter": the adapter under evaluation.
 - "previous": the previous published version, when given (for max_regression_vs_previous).
 
-Then: per-item metrics, paired comparisons (stats.py), general drift (drift.py), the gate
+Then: per-item metrics, paired comparisons (stats.py), the regression suites (regression.py:
+what the adapter broke that the base could do), general drift (drift.py, a diagnostic), the gate
 (gate.py) and the report files (report.py).
 """
 
@@ -22,13 +23,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from registry.artifact import fingerprint_of, read_provenance
+from registry.core.fs import sha256_file
 from registry.errors import InvalidInput
 from registry.evaluate.drift import general_drift
-from registry.evaluate.gate import _DELTA_RULES, apply_gate
+from registry.evaluate.gate import DELTA_RULES, apply_gate
 from registry.evaluate.generate import generate, reference_losses, use_contender
 from registry.evaluate.metrics import BINARY_METRICS, higher_is_better, parse_json, text_metrics
+from registry.evaluate.regression import run_suites
 from registry.evaluate.report import Report, write_report
-from registry.evaluate.reportcache import fingerprint_of, remember
+from registry.evaluate.reportcache import remember_report
 from registry.evaluate.stats import SMALL_SAMPLE, Comparison, compare, power_warning
 from registry.spec.data import Example, load_examples, normalise, prompt_ids, tokenize_example
 from registry.spec.schema import Spec
@@ -87,6 +91,17 @@ def evaluate(
         progress=progress,
     )
 
+    regression = run_suites(
+        spec,
+        model,
+        tokenizer,
+        base_id=weights["base"],
+        adapter=ADAPTER,
+        adapter_id=weights[ADAPTER],
+        progress=progress,
+        seed=BOOTSTRAP_SEED,
+    )
+
     metrics = {m: {c: _mean(scores[c][m]) for c in contenders} for m in spec.eval.metrics}
     comparisons = [
         compare(
@@ -104,9 +119,14 @@ def evaluate(
         if other != ADAPTER
     ]
     verdict = apply_gate(
-        spec.eval.gate, metrics=metrics, comparisons=comparisons, general_drift=drift.value
+        spec.eval.gate,
+        metrics=metrics,
+        comparisons=comparisons,
+        general_drift=drift.value,
+        regression=regression,
     )
     warnings += _warnings(spec, items, scores, comparisons, overrides, shots)
+    previous_fp = fingerprint_of(previous_adapter_dir) if PREVIOUS in contenders else None
     report = Report(
         name=spec.name,
         version=spec.version,
@@ -117,6 +137,7 @@ def evaluate(
         comparisons=comparisons,
         general_drift=drift.value,
         gate=verdict,
+        regression=regression,
         warnings=warnings,
         items=_item_records(items, contenders, scores),
         overrides=overrides,
@@ -128,6 +149,8 @@ def evaluate(
             "eval_config": spec.eval.model_dump(mode="json"),
             "base_model": resolved.provenance(),
             "adapter": _adapter_info(adapter_dir),
+            # What this verdict was measured against: `sync --adopt` reuses it only for the same.
+            "previous_fingerprint": previous_fp,
             "training": provenance.get("training") or {},
             "few_shot_ids": [s.id for s in shots],
             "general_drift_detail": {"prompts": len(drift.per_prompt), "top": drift.top(3)},
@@ -136,8 +159,9 @@ def evaluate(
     )
     report.cost["eval_wall_s"] = round(time.perf_counter() - started, 3)
     write_report(report, out)
-    previous_fp = fingerprint_of(previous_adapter_dir) if PREVIOUS in contenders else None
-    remember(out, report.to_json(), previous_fp)  # lets `registry sync` reuse this evaluation
+    remember_report(
+        out, report.to_json(), previous_fp
+    )  # lets `registry sync` reuse this evaluation
     return report
 
 
@@ -145,14 +169,7 @@ def evaluate(
 
 
 def _read_provenance(adapter_dir: Path) -> dict[str, Any]:
-    path = adapter_dir / "registry.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"not valid JSON: {exc}", file=str(path)) from None
-    return data if isinstance(data, dict) else {}
+    return read_provenance(adapter_dir, missing_ok=True).to_json()
 
 
 def _trained_ref(provenance: dict[str, Any]) -> str | None:
@@ -271,8 +288,6 @@ def _weights_ids(
     spec: Spec, resolved: Any, adapter_dir: Path, previous: Path | None, contenders: list[str]
 ) -> dict[str, str]:
     """What each contender generates with, by content: outputs are remembered under it."""
-    from registry.spec.base_model import sha256_file
-
     base = resolved.weights_id(spec.quantization)
 
     def adapter(folder: Path) -> str:
@@ -376,7 +391,7 @@ def _warnings(
     for rule in spec.eval.gate:
         for key in ("min_delta_vs_base", "min_delta_vs_prompt"):
             threshold = getattr(rule, key)
-            comparison = by_key.get((rule.metric, _DELTA_RULES[key]))
+            comparison = by_key.get((rule.metric, DELTA_RULES[key]))
             if threshold is None or comparison is None:
                 continue
             note = power_warning(
@@ -429,4 +444,6 @@ def _adapter_info(adapter_dir: Path) -> dict[str, Any]:
         "target_modules": config.get("target_modules"),
         "size_bytes": weights.stat().st_size,
         "params": sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__"),
+        # The exact bytes this report judged (the fingerprint names inputs, not weights).
+        "sha256": {f: sha256_file(adapter_dir / f) for f in ("adapter_config.json", weights.name)},
     }

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from registry.core.git import run_git, try_git
 from registry.errors import RegistryError
+from registry.spec.loader import load_light
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,11 @@ class Declared:
 
 
 def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RegistryError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
+    return run_git(root, *args, error=RegistryError).decode()
 
 
 def is_git_repo(root: Path) -> bool:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True, text=True
-    )
-    return proc.returncode == 0 and proc.stdout.strip() == "true"
+    return (try_git(root, "rev-parse", "--is-inside-work-tree") or b"").strip() == b"true"
 
 
 def declared_versions(root: Path, max_commits: int) -> list[Declared]:
@@ -69,13 +65,11 @@ def declared_versions(root: Path, max_commits: int) -> list[Declared]:
         for path in sorted(set(changed)):
             if not path.endswith("/adapter.yaml"):
                 continue
-            proc = subprocess.run(
-                ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True
-            )
-            if proc.returncode != 0:  # deleted in this commit
+            text = try_git(root, "show", f"{commit}:{path}")
+            if text is None:  # deleted in this commit
                 continue
             try:
-                data = yaml.safe_load(proc.stdout)
+                data = load_light(text)  # bounded: history may hold any text
                 found.append(Declared(commit, str(data["name"]), str(data["version"])))
             except (yaml.YAMLError, KeyError, TypeError):
                 continue  # an invalid historical spec was never publishable
@@ -109,7 +103,5 @@ def checkout(root: Path, commit: str) -> Iterator[Path]:
                 raise RegistryError(f"cannot restore data of {commit[:12]}: {proc.stderr.strip()}")
         yield tree
     finally:
-        subprocess.run(
-            ["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True
-        )
+        try_git(root, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(tmp, ignore_errors=True)

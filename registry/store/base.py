@@ -16,8 +16,6 @@ when retries are spent they raise registry.errors.StoreError.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 import time
@@ -26,15 +24,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
 from registry.core.semver import parse_version
 from registry.errors import InvalidInput, StoreError
 from registry.spec.schema import NAME_PATTERN
 
-# Files a version may hold. Anything else (a pickle adapter_model.bin, *.pt, ...) is refused.
-ALLOWED_FILES = frozenset(
-    {"adapter_model.safetensors", "adapter_config.json", "README.md", "registry.json"}
-)
-MANIFEST = "registry.json"  # provenance + {"files": {name: sha256}} of every other file
+# The names this module's users know (registry.store exports them): the version's files and
+# its manifest, registry.json. Defined once, in registry.artifact.
+ALLOWED_FILES = VERSION_FILES
+MANIFEST = REGISTRY_JSON
 
 
 @dataclass
@@ -82,6 +80,10 @@ class Store(Protocol):
         """Write the files of `version` into the empty folder `dest`; return its commit.
         No verification here: registry.store.pull verifies every sha256 before anything is used."""
 
+    def manifest(self, name: str, version: str) -> Provenance | None:
+        """The registry.json of a published version (one small file; None when `version` is
+        not published). What sync compares with main's spec (registry.gitops.conflicts)."""
+
     def set_current(self, name: str, version: str) -> bool:
         """Point current at a published version; False when it already was."""
 
@@ -89,15 +91,8 @@ class Store(Protocol):
         """Mark retired (current unset); False when it already was."""
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def manifest_fingerprint(files: dict[str, bytes]) -> str | None:
-    try:
-        return json.loads(files[MANIFEST]).get("fingerprint")
-    except (KeyError, ValueError, AttributeError):
-        return None
+    return Provenance.loads(files.get(REGISTRY_JSON)).fingerprint
 
 
 # ---- helpers shared by the backends (validation, manifest reading, retries) ----
@@ -140,22 +135,19 @@ def check_files(files: dict[str, bytes]) -> str:
         raise InvalidInput("file contents must be bytes")
     fingerprint = manifest_fingerprint(files)
     if not fingerprint:
-        raise InvalidInput(f"{MANIFEST} is missing or has no 'fingerprint'")
+        raise InvalidInput(f"{REGISTRY_JSON} is missing or has no 'fingerprint'")
     return fingerprint
 
 
-def version_info(name: str, version: str, commit: str, manifest: dict | None) -> VersionInfo:
+def version_info(name: str, version: str, commit: str, manifest: Provenance) -> VersionInfo:
     """VersionInfo from a version's registry.json (keys written by registry.store.publish)."""
-    m = manifest if isinstance(manifest, dict) else {}
-    gate = (m.get("eval") or {}).get("gate") or m.get("gate") or {}
-    passed = gate.get("passed") if isinstance(gate, dict) else None
     return VersionInfo(
         name=name,
         version=version,
         commit=commit,
-        fingerprint=m.get("fingerprint"),
-        created_at=m.get("published_at") or m.get("created_at"),
-        gate_passed=passed if isinstance(passed, bool) else None,
+        fingerprint=manifest.fingerprint,
+        created_at=manifest.published_at,
+        gate_passed=manifest.gate_passed,
     )
 
 

@@ -20,9 +20,7 @@ login); it is never logged and never part of an error message.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -37,10 +35,10 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from registry.errors import Conflict, InvalidInput, RegistryError, StoreError
+from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
+from registry.core.fs import sha256_bytes
+from registry.errors import Conflict, InvalidInput, StoreError
 from registry.store.base import (
-    ALLOWED_FILES,
-    MANIFEST,
     PublishResult,
     VersionInfo,
     check_files,
@@ -49,70 +47,27 @@ from registry.store.base import (
     is_valid_name,
     is_valid_version,
     retry_call,
-    sha256_bytes,
     sort_versions,
     version_info,
 )
-
-try:  # huggingface_hub >= 2 ships its own httpx fork
-    from httpx2 import TransportError
-except ImportError:  # pragma: no cover
-    from httpx import TransportError
+from registry.store.hub_errors import (
+    HUB_HOUSEKEEPING,
+    env_number,
+    hub_errors,
+    is_transient,
+    retry_after,
+    status_of,
+)
 
 STAGING = "registry-staging-v"  # + version: the branch a version commit is built on
-KEEP = frozenset({".gitattributes"})  # Hub housekeeping; never part of a version, never deleted
 RETIRED_FILE = "RETIRED.md"
 RETIRED_TEXT = (
     "# Retired\n\nThe registry no longer declares this adapter. Its published versions stay "
     'available by tag (`revision="v<version>"`).\n'
 )
 ROUNDS = 8  # look-again rounds when another writer moved a ref under us
-NOT_FOUND = (RepositoryNotFoundError, RevisionNotFoundError, RemoteEntryNotFoundError)
 
 T = TypeVar("T")
-
-
-def _env(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise InvalidInput(f"${name} must be a number") from None
-
-
-def _chain(err: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    cur: BaseException | None = err
-    while cur is not None and cur not in seen and len(seen) < 8:
-        seen.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return seen
-
-
-def _status(err: BaseException) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _is_transient(err: BaseException) -> bool:
-    if isinstance(err, NOT_FOUND):
-        return False
-    for e in _chain(err):
-        if isinstance(e, TransportError):
-            return True
-        status = _status(e) if isinstance(e, HfHubHTTPError) else None
-        if status is not None and (status >= 500 or status in (408, 429)):
-            return True
-    return False
-
-
-def _retry_after(err: BaseException) -> float | None:
-    for e in _chain(err):
-        if isinstance(e, HfHubHTTPError) and _status(e) == 429:
-            try:
-                return float(e.response.headers.get("Retry-After", ""))
-            except (ValueError, AttributeError):
-                return None
-    return None
 
 
 def _git_blob_sha(data: bytes) -> str:
@@ -130,26 +85,6 @@ def _fingerprint_of(sibling: Any) -> tuple:
     return (sibling.lfs.sha256 if sibling.lfs is not None else None, sibling.blob_id)
 
 
-def _hub_errors(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Turn the client's remaining HTTP errors into one clean StoreError line."""
-
-    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(fn)
-        def wrapper(self: HubStore, *args: Any, **kwargs: Any) -> T:
-            try:
-                return fn(self, *args, **kwargs)
-            except RegistryError:
-                raise
-            except (HfHubHTTPError, TransportError, OSError) as err:
-                detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-                subject = f" {args[0]}" if args else ""
-                raise StoreError(f"{self.url}: {what}{subject} failed: {detail}") from err
-
-        return wrapper
-
-    return decorate
-
-
 class HubStore:
     def __init__(self, org: str, *, endpoint: str | None = None, token: str | None = None) -> None:
         self.org = org
@@ -158,10 +93,10 @@ class HubStore:
         endpoint = endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
         self.endpoint = endpoint.rstrip("/")
         self._api = HfApi(endpoint=self.endpoint, token=token)
-        self.retries = int(_env("REGISTRY_HUB_RETRIES", 5))
-        self.backoff = _env("REGISTRY_HUB_BACKOFF", 1.0)
-        self.max_wait = _env("REGISTRY_HUB_MAX_WAIT", 30.0)
-        self.timeout = _env("REGISTRY_HUB_TIMEOUT", 30.0)
+        self.retries = int(env_number("REGISTRY_HUB_RETRIES", 5))
+        self.backoff = env_number("REGISTRY_HUB_BACKOFF", 1.0)
+        self.max_wait = env_number("REGISTRY_HUB_MAX_WAIT", 30.0)
+        self.timeout = env_number("REGISTRY_HUB_TIMEOUT", 30.0)
 
     def repo_id(self, name: str) -> str:
         return f"{self.org}/{check_name(name)}"
@@ -174,11 +109,11 @@ class HubStore:
         return retry_call(
             fn,
             what=what,
-            is_transient=_is_transient,
+            is_transient=is_transient,
             retries=self.retries if retries is None else retries,
             backoff=self.backoff,
             max_wait=self.max_wait,
-            retry_after=_retry_after,
+            retry_after=retry_after,
         )
 
     def _refs(self, repo: str) -> tuple[dict[str, str], dict[str, str]] | None:
@@ -217,21 +152,22 @@ class HubStore:
                 out[path] = Path(local).read_bytes()
         return out
 
-    def _manifest(self, repo: str, rev: str) -> dict | None:
+    def _manifest(self, repo: str, rev: str) -> Provenance:
+        """registry.json at `rev`, read leniently (empty when absent or malformed)."""
         try:
-            return json.loads(self._read(repo, rev, [MANIFEST])[MANIFEST])
-        except (RemoteEntryNotFoundError, ValueError):
-            return None
+            return Provenance.loads(self._read(repo, rev, [REGISTRY_JSON])[REGISTRY_JSON])
+        except RemoteEntryNotFoundError:
+            return Provenance()
 
     def _commit(
         self, repo: str, branch: str, parent: str, tree: dict, files: dict[str, bytes], msg: str
     ) -> bool:
-        """One commit on `branch` whose files become exactly `files` (+ KEEP). False when
+        """One commit on `branch` whose files become exactly `files` (+ HUB_HOUSEKEEPING). False when
         `branch` moved or vanished since `parent` was read: the caller looks again."""
 
         def operations() -> list:  # fresh objects per attempt: the client mutates them
             adds = [CommitOperationAdd(path, data) for path, data in sorted(files.items())]
-            stale = sorted(set(tree) - set(files) - KEEP)
+            stale = sorted(set(tree) - set(files) - HUB_HOUSEKEEPING)
             return adds + [CommitOperationDelete(path) for path in stale]
 
         return self._attempt(
@@ -249,7 +185,7 @@ class HubStore:
         except (RevisionNotFoundError, RemoteEntryNotFoundError):
             return False
         except HfHubHTTPError as err:
-            if _status(err) in (409, 412):
+            if status_of(err) in (409, 412):
                 return False
             raise
         return True
@@ -265,7 +201,7 @@ class HubStore:
 
     # ---- the Store protocol ----
 
-    @_hub_errors("list adapters")
+    @hub_errors("list adapters")
     def list_adapters(self) -> list[str]:
         ids = self._call(
             f"{self.url}: list repos",
@@ -274,7 +210,7 @@ class HubStore:
         names = (i.split("/", 1)[1] for i in ids if i.startswith(f"{self.org}/"))
         return sorted(n for n in names if is_valid_name(n))
 
-    @_hub_errors("list versions of")
+    @hub_errors("list versions of")
     def versions(self, name: str) -> list[VersionInfo]:
         repo = self.repo_id(name)
         refs = self._refs(repo)
@@ -287,7 +223,7 @@ class HubStore:
         ]
         return sort_versions(infos)
 
-    @_hub_errors("read the current version of")
+    @hub_errors("read the current version of")
     def current(self, name: str) -> str | None:
         repo = self.repo_id(name)
         refs = self._refs(repo)
@@ -295,12 +231,11 @@ class HubStore:
             return None
         main = refs[0]["main"]
         tree = self._tree(repo, main)
-        if RETIRED_FILE in tree or MANIFEST not in tree:
+        if RETIRED_FILE in tree or REGISTRY_JSON not in tree:
             return None
-        version = (self._manifest(repo, main) or {}).get("version")
-        return version if isinstance(version, str) else None
+        return self._manifest(repo, main).version
 
-    @_hub_errors("read the state of")
+    @hub_errors("read the state of")
     def is_retired(self, name: str) -> bool:
         repo = self.repo_id(name)
         refs = self._refs(repo)
@@ -308,7 +243,7 @@ class HubStore:
             return False
         return RETIRED_FILE in self._tree(repo, refs[0]["main"])
 
-    @_hub_errors("publish")
+    @hub_errors("publish")
     def publish(
         self, name: str, version: str, files: dict[str, bytes], *, private: bool = True
     ) -> PublishResult:
@@ -337,7 +272,7 @@ class HubStore:
                 ):
                     continue  # another publisher made it: look again
             tree = self._tree(repo, head)
-            if set(tree) - KEEP != set(files) or not all(
+            if set(tree) - HUB_HOUSEKEEPING != set(files) or not all(
                 _same(tree[p], data) for p, data in files.items()
             ):
                 # Build the version commit, then look again: the next round sees the new head,
@@ -356,7 +291,7 @@ class HubStore:
     def _existing(
         self, repo: str, name: str, version: str, commit: str, fingerprint: str
     ) -> PublishResult:
-        theirs = (self._manifest(repo, commit) or {}).get("fingerprint")
+        theirs = self._manifest(repo, commit).fingerprint
         if theirs != fingerprint:
             raise Conflict(
                 f"{name} {version} already exists in {self.url} with another fingerprint "
@@ -364,7 +299,14 @@ class HubStore:
             )
         return PublishResult("exists", version, commit)
 
-    @_hub_errors("download")
+    @hub_errors("read the manifest of")
+    def manifest(self, name: str, version: str) -> Provenance | None:
+        repo = self.repo_id(name)
+        refs = self._refs(repo)
+        commit = refs[1].get(f"v{check_version(version)}") if refs else None
+        return self._manifest(repo, commit) if commit else None
+
+    @hub_errors("download")
     def download(self, name: str, version: str, dest: Path) -> str:
         repo = self.repo_id(name)
         refs = self._refs(repo)
@@ -373,12 +315,12 @@ class HubStore:
             raise InvalidInput(f"{name} {version} is not published in {self.url}")
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
-        paths = sorted(set(self._tree(repo, commit)) & ALLOWED_FILES)
+        paths = sorted(set(self._tree(repo, commit)) & VERSION_FILES)
         for path, data in self._read(repo, commit, paths).items():
             (dest / path).write_bytes(data)
         return commit
 
-    @_hub_errors("set the current version of")
+    @hub_errors("set the current version of")
     def set_current(self, name: str, version: str) -> bool:
         repo, tag = self.repo_id(name), f"v{check_version(version)}"
         for _ in range(ROUNDS):
@@ -389,8 +331,10 @@ class HubStore:
                 )
             main, commit = refs[0]["main"], refs[1][tag]
             main_tree = self._tree(repo, main)
-            wanted = {p: s for p, s in self._tree(repo, commit).items() if p not in KEEP}
-            if set(main_tree) - KEEP == set(wanted) and all(
+            wanted = {
+                p: s for p, s in self._tree(repo, commit).items() if p not in HUB_HOUSEKEEPING
+            }
+            if set(main_tree) - HUB_HOUSEKEEPING == set(wanted) and all(
                 _fingerprint_of(main_tree[p]) == _fingerprint_of(s) for p, s in wanted.items()
             ):
                 return False
@@ -399,7 +343,7 @@ class HubStore:
                 return True
         raise StoreError(f"{self.url}: {repo} main kept changing; try again")
 
-    @_hub_errors("retire")
+    @hub_errors("retire")
     def retire(self, name: str) -> bool:
         repo = self.repo_id(name)
         for _ in range(ROUNDS):

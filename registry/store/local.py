@@ -14,25 +14,21 @@ Layout, one folder per adapter (mirroring a Hub repo):
 Why it is crash-safe: a commit folder is written and fsynced in .tmp, then renamed into place
 (it appears whole or not at all); the tag is hard-linked from a fsynced temp file, which fails if
 the tag exists, so a tag never moves and never points at a missing or partial commit. A commit
-without a tag is invisible: readers start from tags.
+without a tag is invisible: readers start from tags. (The writes are registry.core.fs's
+atomic_file / atomic_dir with durable=True, staged in .tmp.)
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import json
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
+from registry.core.fs import atomic_dir, atomic_file, file_lock, fsync_dir, sha256_bytes
 from registry.errors import Conflict, InvalidInput, StoreError
 from registry.store.base import (
-    ALLOWED_FILES,
-    MANIFEST,
     PublishResult,
     VersionInfo,
     check_files,
@@ -40,7 +36,6 @@ from registry.store.base import (
     check_version,
     is_valid_name,
     is_valid_version,
-    sha256_bytes,
     sort_versions,
     version_info,
 )
@@ -49,34 +44,6 @@ from registry.store.base import (
 def commit_id(files: dict[str, bytes]) -> str:
     listing = "".join(f"{name}\0{sha256_bytes(data)}\n" for name, data in sorted(files.items()))
     return sha256_bytes(listing.encode())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _link_no_clobber(src: Path, dst: Path) -> None:
-    """Create `dst` with `src`'s content, failing if it exists: a tag never moves. Hard links
-    make that atomic; where a filesystem has none, the writer lock alone guards the rename."""
-    try:
-        os.link(src, dst)
-    except OSError as err:
-        if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
-            raise
-        if dst.exists():
-            raise FileExistsError(errno.EEXIST, "tag exists", str(dst)) from None
-        os.rename(src, dst)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 class LocalStore:
@@ -99,39 +66,35 @@ class LocalStore:
             return None
         return commit or None
 
-    def _manifest(self, name: str, commit: str) -> dict | None:
+    def _manifest(self, name: str, commit: str) -> Provenance:
         try:
-            return json.loads((self._repo(name) / "commits" / commit / MANIFEST).read_bytes())
-        except (OSError, ValueError):
-            return None
+            raw = (self._repo(name) / "commits" / commit / REGISTRY_JSON).read_bytes()
+        except OSError:
+            return Provenance()
+        return Provenance.loads(raw)
 
     @contextmanager
     def _locked(self, name: str) -> Iterator[Path]:
         """Hold the adapter's writer lock; clear what killed writers left in .tmp."""
         repo = self._repo(name)
-        try:
-            (repo / ".tmp").mkdir(parents=True, exist_ok=True)
-            (repo / "tags").mkdir(exist_ok=True)
-            (repo / "commits").mkdir(exist_ok=True)
-            fd = os.open(repo / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise StoreError(f"{self.url}: cannot write {repo}: {err.strerror}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with ExitStack() as stack:
+            try:
+                (repo / ".tmp").mkdir(parents=True, exist_ok=True)
+                (repo / "tags").mkdir(exist_ok=True)
+                (repo / "commits").mkdir(exist_ok=True)
+                stack.enter_context(file_lock(repo / ".lock"))
+            except OSError as err:
+                raise StoreError(f"{self.url}: cannot write {repo}: {err.strerror}") from err
             for leftover in (repo / ".tmp").iterdir():
                 if leftover.is_dir():
                     shutil.rmtree(leftover, ignore_errors=True)
                 else:
                     leftover.unlink(missing_ok=True)
             yield repo
-        finally:
-            os.close(fd)  # closing releases the flock
 
     def _write_pointer(self, repo: Path, fname: str, text: str) -> None:
-        tmp = repo / ".tmp" / f"{fname}.{uuid.uuid4().hex}"
-        _write_synced(tmp, text.encode())
-        os.replace(tmp, repo / fname)
-        _fsync_dir(repo)
+        with atomic_file(repo / fname, durable=True, staging=repo / ".tmp") as tmp:
+            tmp.write_bytes(text.encode())
 
     # ---- the Store protocol ----
 
@@ -183,34 +146,32 @@ class LocalStore:
                 return self._existing(name, version, existing, fingerprint)
             target = repo / "commits" / commit
             if not target.is_dir():
-                stage = repo / ".tmp" / f"commit-{uuid.uuid4().hex}"
-                stage.mkdir()
-                for fname, data in files.items():
-                    _write_synced(stage / fname, data)
-                _fsync_dir(stage)
-                os.rename(stage, target)  # the commit appears whole or not at all
-                _fsync_dir(target.parent)
-            tmp_tag = repo / ".tmp" / f"tag-{uuid.uuid4().hex}"
-            _write_synced(tmp_tag, f"{commit}\n".encode())
-            try:
-                _link_no_clobber(tmp_tag, self._tag(name, version))
+                # the commit appears whole or not at all (an equal one is content-addressed)
+                with atomic_dir(target, durable=True, replace=False, staging=repo / ".tmp") as d:
+                    for fname, data in files.items():
+                        (d / fname).write_bytes(data)
+            try:  # a hard link: fails if the tag exists, so a tag never moves
+                tag = self._tag(name, version)
+                with atomic_file(tag, durable=True, overwrite=False, staging=repo / ".tmp") as t:
+                    t.write_bytes(f"{commit}\n".encode())
             except FileExistsError:
                 return self._existing(name, version, self._commit_of(name, version), fingerprint)
-            finally:
-                tmp_tag.unlink(missing_ok=True)
-            _fsync_dir(repo / "tags")
         return PublishResult("published", version, commit)
 
     def _existing(
         self, name: str, version: str, commit: str | None, fingerprint: str
     ) -> PublishResult:
-        theirs = (self._manifest(name, commit) or {}).get("fingerprint") if commit else None
+        theirs = self._manifest(name, commit).fingerprint if commit else None
         if theirs != fingerprint:
             raise Conflict(
                 f"{name} {version} already exists in {self.url} with another fingerprint "
                 f"({theirs} != {fingerprint}); published versions never change: bump the version"
             )
         return PublishResult("exists", version, commit or "")
+
+    def manifest(self, name: str, version: str) -> Provenance | None:
+        commit = self._commit_of(name, version)
+        return self._manifest(name, commit) if commit else None
 
     def download(self, name: str, version: str, dest: Path) -> str:
         commit = self._commit_of(name, version)
@@ -222,7 +183,7 @@ class LocalStore:
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         for path in sorted(source.iterdir()):
-            if path.name in ALLOWED_FILES and path.is_file() and not path.is_symlink():
+            if path.name in VERSION_FILES and path.is_file() and not path.is_symlink():
                 shutil.copyfile(path, dest / path.name)
         return commit
 
@@ -234,7 +195,7 @@ class LocalStore:
                 return False
             self._write_pointer(repo, "CURRENT", f"{version}\n")
             (repo / "RETIRED").unlink(missing_ok=True)  # pointing current again un-retires
-            _fsync_dir(repo)
+            fsync_dir(repo)
         return True
 
     def retire(self, name: str) -> bool:
@@ -245,5 +206,5 @@ class LocalStore:
                 return False
             self._write_pointer(repo, "RETIRED", "retired: its versions stay pullable\n")
             (repo / "CURRENT").unlink(missing_ok=True)
-            _fsync_dir(repo)
+            fsync_dir(repo)
         return True

@@ -9,45 +9,63 @@ provenance plus the eval summary and the sha256 of every other file, which `pull
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from registry.artifact import check_folder_limits, check_safetensors
+from registry.artifact import (
+    CARD,
+    PEFT_FILES,
+    REGISTRY_JSON,
+    REPORT_JSON,
+    WEIGHTS,
+    Provenance,
+    check_folder_limits,
+    check_safetensors,
+    read_provenance,
+)
+from registry.core.fs import sha256_bytes
 from registry.errors import GateFailed, InvalidInput
-from registry.store.base import MANIFEST, PublishResult, Store, sha256_bytes
+from registry.spec.base_model import BUILTIN_CARD_NOTES
+from registry.store.base import PublishResult, Store
 
-PEFT_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _read_report(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        report = json.loads(path.read_text())
     except FileNotFoundError:
-        raise GateFailed(f"{path} is missing: {what}") from None
+        raise GateFailed(f"{path} is missing: evaluate it with `registry eval` first") from None
     except ValueError:
         raise InvalidInput(f"{path} is not valid JSON") from None
+    if not isinstance(report, dict):
+        raise InvalidInput(f"{path} is not a JSON object")
+    return report
 
 
-def check_publishable(name: str, adapter_dir: Path) -> tuple[dict, dict]:
+def check_publishable(name: str, adapter_dir: Path) -> tuple[Provenance, dict]:
     """(provenance, report) when the folder may be published; raises otherwise."""
     check_folder_limits(adapter_dir)  # bounded: nothing is read before count and sizes pass
-    provenance = _read_json(adapter_dir / "registry.json", "train it with `registry train`")
-    if provenance.get("name") != name:
-        raise InvalidInput(f"{adapter_dir} holds adapter {provenance.get('name')!r}, not {name!r}")
-    if provenance.get("overrides"):
-        used = ", ".join(f"{k}={v}" for k, v in provenance["overrides"].items())
+    try:
+        provenance = read_provenance(adapter_dir)
+    except FileNotFoundError:
+        where = adapter_dir / REGISTRY_JSON
+        raise GateFailed(f"{where} is missing: train it with `registry train`") from None
+    if provenance.name != name:
+        raise InvalidInput(f"{adapter_dir} holds adapter {provenance.name!r}, not {name!r}")
+    if provenance.overrides:
+        used = ", ".join(f"{k}={v}" for k, v in provenance.overrides.items())
         raise InvalidInput(
             f"{adapter_dir} was made with overrides ({used}); such outputs are smoke runs and "
             "cannot be published: train without overrides"
         )
-    report = _read_json(adapter_dir / "report.json", "evaluate it with `registry eval` first")
-    if report.get("fingerprint") != provenance.get("fingerprint"):
+    report = _read_report(adapter_dir / REPORT_JSON)
+    if report.get("fingerprint") != provenance.fingerprint:
         raise GateFailed(
-            f"{adapter_dir}/report.json was made for other weights "
-            f"({report.get('fingerprint')} != {provenance.get('fingerprint')}): run `registry eval`"
+            f"{adapter_dir}/{REPORT_JSON} was made for other weights "
+            f"({report.get('fingerprint')} != {provenance.fingerprint}): run `registry eval`"
         )
     if not report.get("gate", {}).get("passed"):
         failing = [
@@ -59,7 +77,7 @@ def check_publishable(name: str, adapter_dir: Path) -> tuple[dict, dict]:
     for fname in PEFT_FILES:
         if not (adapter_dir / fname).is_file():
             raise InvalidInput(f"{adapter_dir}/{fname} is missing")
-    check_safetensors(adapter_dir / "adapter_model.safetensors")
+    check_safetensors(adapter_dir / WEIGHTS)
     return provenance, report
 
 
@@ -72,11 +90,11 @@ def eval_summary(report: dict) -> dict[str, Any]:
     }
 
 
-def model_card(provenance: dict, report: dict, repo_id: str | None = None) -> str:
+def model_card(provenance: Provenance, report: dict, repo_id: str | None = None) -> str:
     """README.md with Hub metadata (base_model, library_name: peft, model-index)."""
-    spec = provenance.get("spec", {})
-    base = provenance["base_model"]
-    name, version = provenance["name"], provenance["version"]
+    spec = provenance.spec
+    base = provenance.base_model
+    name, version = provenance.name, provenance.version
     metrics = report.get("metrics", {})
     results = [
         {"type": metric, "name": f"{metric} (adapter)", "value": round(values["adapter"], 4)}
@@ -85,6 +103,7 @@ def model_card(provenance: dict, report: dict, repo_id: str | None = None) -> st
     ]
     front = {
         "base_model": base["model_id"],
+        "base_model_relation": "adapter",
         "library_name": "peft",
         "pipeline_tag": "text-generation",
         "tags": ["lora", spec.get("method", "lora"), "adapter-registry", f"version-{version}"],
@@ -108,15 +127,16 @@ def model_card(provenance: dict, report: dict, repo_id: str | None = None) -> st
             f"| {metric} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |"
         )
     drift = report.get("general_drift")
-    training = provenance.get("training", {})
+    training = provenance.training
     body = [
         f"# {name} {version}",
         "",
         spec.get("description") or "A LoRA adapter published by the adapter registry.",
         "",
         f"- base model: `{base['model_id']}` (revision `{base['revision']}`)",
+        *_base_note(base),
         f"- method: {spec.get('method', 'lora')}, rank {spec.get('lora', {}).get('r')}",
-        f"- fingerprint: `{provenance['fingerprint']}`",
+        f"- fingerprint: `{provenance.fingerprint}`",
         f"- eval items: {report.get('n_items')}; general drift: "
         + ("-" if drift is None else f"{drift:.4f}"),
         f"- training: {training.get('steps', '-')} steps, {training.get('wall_s', 0):.0f} s",
@@ -134,25 +154,39 @@ def model_card(provenance: dict, report: dict, repo_id: str | None = None) -> st
         "```python",
         "from peft import PeftModel",
         "from transformers import AutoModelForCausalLM",
-        f'base = AutoModelForCausalLM.from_pretrained("{base["model_id"]}")',
+        f'base = AutoModelForCausalLM.from_pretrained("{base["model_id"]}"{_revision_arg(base)})',
         f'model = PeftModel.from_pretrained(base, "{repo_id or name}", revision="v{version}")',
         "```",
     ]
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + "\n".join(body) + "\n"
 
 
+def _base_note(base: dict[str, Any]) -> list[str]:
+    """For a builtin base: which Hub model it corresponds to and how it differs."""
+    note = BUILTIN_CARD_NOTES.get(str(base.get("ref")))
+    if note is None:
+        return []
+    hub_id, how = note
+    matches = f"it corresponds to `{hub_id}` on the Hub" if hub_id else "no Hub counterpart"
+    return [f"- the base is the registry's `{base['ref']}` ({matches}): {how}"]
+
+
+def _revision_arg(base: dict[str, Any]) -> str:
+    revision = str(base.get("revision", ""))
+    return f', revision="{revision}"' if re.fullmatch(r"[0-9a-f]{40}", revision) else ""
+
+
 def build_version_files(
-    provenance: dict, report: dict, adapter_dir: Path, repo_id: str | None
+    provenance: Provenance, report: dict, adapter_dir: Path, repo_id: str | None
 ) -> dict[str, bytes]:
     files = {fname: (adapter_dir / fname).read_bytes() for fname in PEFT_FILES}
-    files["README.md"] = model_card(provenance, report, repo_id).encode()
-    manifest = {
-        **provenance,
-        "eval": eval_summary(report),
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {fname: sha256_bytes(data) for fname, data in sorted(files.items())},
-    }
-    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    files[CARD] = model_card(provenance, report, repo_id).encode()
+    manifest = provenance.updated(
+        eval=eval_summary(report),
+        published_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        files={fname: sha256_bytes(data) for fname, data in sorted(files.items())},
+    )
+    files[REGISTRY_JSON] = manifest.manifest_bytes()
     return files
 
 
@@ -179,4 +213,4 @@ def publish_version(
             file="publish.repo",
         )
     files = build_version_files(provenance, report, adapter_dir, repo_id or expected_repo)
-    return store.publish(name, provenance["version"], files, private=private)
+    return store.publish(name, provenance.version, files, private=private)

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from registry.artifact import verify_folder
+from registry.core.cache import cache_dir
+from registry.core.fs import atomic_dir, atomic_file
 from registry.core.semver import best_match, parse_version
 from registry.errors import InvalidInput, RegistryError
-from registry.spec.base_model import cache_dir
 from registry.spec.schema import NAME_PATTERN
 from registry.store.base import Store, VersionInfo
+
+if TYPE_CHECKING:
+    from registry.spec.schema import Spec
 
 _REF = re.compile(
     NAME_PATTERN.removesuffix("$").replace("^", "^(?P<name>", 1) + r")(?:@(?P<sel>[^\s@]+))?$"
@@ -87,7 +90,7 @@ def resolve(ref: str, store: Store) -> VersionInfo:
 
 def _cache_path(store: Store, name: str, commit: str) -> Path:
     store_key = hashlib.sha256(store.url.encode()).hexdigest()[:16]
-    return cache_dir() / "adapters" / store_key / name / commit
+    return cache_dir("adapters", store_key, name, commit)
 
 
 def _read_lock(lock: Path | None) -> dict:
@@ -102,17 +105,22 @@ def _read_lock(lock: Path | None) -> dict:
         raise InvalidInput(f"{lock}: not a registry lockfile (version {LOCK_VERSION})") from None
 
 
+def read_lock(lock: Path) -> dict[str, dict]:
+    """The pins of an existing lockfile: name -> {version, commit, store, files}."""
+    lock = Path(lock)
+    if not lock.is_file():
+        raise InvalidInput(f"{lock}: no such lockfile")
+    return _read_lock(lock)["adapters"]
+
+
 def _write_lock(lock: Path, data: dict) -> None:
-    tmp = lock.with_name(f".{lock.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, lock)
+    with atomic_file(lock) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _fetch(store: Store, info: VersionInfo, target: Path) -> None:
     """Download into a temp dir next to the cache entry, verify, then rename into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as tmp:
         commit = store.download(info.name, info.version, tmp)
         if commit != info.commit:
             raise RegistryError(
@@ -120,11 +128,6 @@ def _fetch(store: Store, info: VersionInfo, target: Path) -> None:
                 f"{info.commit}; refusing"
             )
         verify_folder(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pull(
@@ -173,3 +176,26 @@ def pull(
         }
         _write_lock(lock, lock_data)
     return PulledAdapter(name, info.version, info.commit, out or target, hashes)
+
+
+def current_version_dir(spec: Spec, store: Store) -> Path | None:
+    """The store's current version of the adapter (pulled, verified), unless it is this version:
+    the "previous" contender of an evaluation (no regression vs what is served now)."""
+    current = store.current(spec.name)
+    if not current or current == spec.version:
+        return None
+    return pull(f"{spec.name}@{current}", store).path
+
+
+def current_for_comparison(spec: Spec, store_url: str | None = None) -> tuple[Path | None, str]:
+    """What `registry eval --against-current` compares with, as sync does: the configured
+    store's current version of the adapter (`current_version_dir`), and those words for the
+    log. Without a configured store (a PR job may have none) it compares with base and
+    baseline only: (None, why)."""
+    from registry.store import configured_store
+
+    store = configured_store(store_url)
+    if store is None:
+        return None, "no store configured (--store / REGISTRY_STORE)"
+    path = current_version_dir(spec, store)
+    return path, str(path) if path else "none published yet"

@@ -40,13 +40,19 @@ if TYPE_CHECKING:
 
 
 def load_splits(spec: Spec) -> tuple[list[Example], list[Example]]:
-    """Train and validation examples: the eval file, else a held-out fraction of train."""
+    """Train and validation examples. By default validation is a fixed held-out fraction of
+    train, never the eval file: early stopping must not pick a checkpoint on the very items the
+    gate then scores. `data.validation: eval` opts into the eval file; `none` validates nothing."""
     fmt, system = spec.data.format, spec.data.system_prompt
     train = load_examples(spec.train_path, fmt, system)
-    if spec.eval_path is not None:
-        return train, load_examples(spec.eval_path, fmt, system)
-    if not spec.data.validation_fraction:
+    if spec.data.validation == "none":
         return train, []
+    if spec.data.validation == "eval":
+        if spec.eval_path is None:
+            raise InvalidInput(
+                [spec.problem("data.validation", "validation: eval needs data.eval")]
+            )
+        return train, load_examples(spec.eval_path, fmt, system)
     # A fixed (not seed-dependent) split: runs with different seeds validate on the same data.
     order = list(range(len(train)))
     random.Random("validation").shuffle(order)

@@ -1,28 +1,21 @@
-"""Data-parallel training: process-group setup, the few collectives the loop needs, and a launcher.
+"""Data-parallel training: process-group setup and the few collectives the loop needs.
 
 Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment) every rank runs the same
 `train()`; each takes a strided shard of every global batch and gradients are all-reduced by
 DistributedDataParallel, so the effective batch equals the single-process one. Only rank 0
-writes checkpoints and outputs. `launch()` starts such a run from an ordinary process
-(`registry train --nproc N`), and `python -m registry.train.distributed` is the per-rank entry point.
+writes checkpoints and outputs. Starting such a run is registry/train/launch.py (the parent
+side, `registry train --nproc N`) and registry/train/worker.py (each rank's entry point).
+With one process every function here is a no-op.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-
-from registry.errors import InvalidInput, RegistryError
 
 
 @dataclass(frozen=True)
@@ -90,6 +83,12 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group (a rank's last act)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def wrap(d: Dist, module: torch.nn.Module, device: str) -> torch.nn.Module:
     """DistributedDataParallel over the trainable parameters only.
 
@@ -105,93 +104,3 @@ def wrap(d: Dist, module: torch.nn.Module, device: str) -> torch.nn.Module:
     DDP._set_params_and_buffers_to_ignore_for_model(module, frozen)
     ids = [d.local_rank] if device.startswith("cuda") else None
     return DDP(module, device_ids=ids, broadcast_buffers=False)
-
-
-# -- launching ---------------------------------------------------------------------------------
-
-
-def launch(
-    nproc: int,
-    spec_json: str,
-    *,
-    root: Path,
-    spec_path: Path | None,
-    max_steps: int | None,
-    seed: int | None,
-    base_model: str | None,
-    resume: bool,
-    progress: bool,
-) -> None:
-    """Run `train` in `nproc` processes through torchrun; rank 0 fills the artifact cache."""
-    if nproc < 1:
-        raise InvalidInput(f"--nproc must be >= 1, got {nproc}", file="--nproc")
-    with tempfile.TemporaryDirectory(prefix="registry-ddp-") as tmp:
-        spec_file = Path(tmp) / "spec.json"
-        spec_file.write_text(spec_json)
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "registry.train.distributed",
-            "--spec-json",
-            str(spec_file),
-            "--root",
-            str(root),
-        ]
-        if spec_path is not None:
-            cmd += ["--spec-path", str(spec_path)]
-        for flag, value in (
-            ("--max-steps", max_steps),
-            ("--seed", seed),
-            ("--base-model", base_model),
-        ):
-            if value is not None:
-                cmd += [flag, str(value)]
-        cmd += ["--resume"] if resume else []
-        cmd += [] if progress else ["--quiet"]
-        # Output passes straight through: rank 0's progress bar, and any error, reach the user.
-        # torchrun's default of one thread per rank suits CPU ranks sharing a machine.
-        proc = subprocess.run(cmd, env=dict(os.environ))
-        if proc.returncode != 0:
-            raise RegistryError(
-                f"distributed training failed (exit {proc.returncode}); see the messages above"
-            )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Per-rank entry point (`torchrun ... -m registry.train.distributed --spec-json FILE ...`)."""
-    from registry.spec.schema import Spec
-    from registry.train.loop import train
-
-    parser = argparse.ArgumentParser(prog="registry.train.distributed")
-    parser.add_argument("--spec-json", required=True)
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--spec-path")
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--base-model")
-    parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    spec = Spec.model_validate(json.loads(Path(args.spec_json).read_text()))
-    spec._root = Path(args.root)
-    spec._path = Path(args.spec_path) if args.spec_path else None
-    try:
-        train(
-            spec,
-            max_steps=args.max_steps,
-            seed=args.seed,
-            base_model=args.base_model,
-            resume=args.resume,
-            progress=not args.quiet,
-        )
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

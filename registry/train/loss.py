@@ -1,20 +1,11 @@
-"""What training minimises and how it is measured: the loss head, the LR shape, validation.
+"""What training minimises: the loss head over trained positions, and the learning-rate shape.
 
-The base model's validation loss (what an adapter must beat) is the same for every adapter
-trained on the same base, data and batching, so it is remembered in
-cache/val-loss/<key>.json: a retrain of a spec whose weights-relevant keys changed (a new rank,
-a new seed) skips one full pass over the validation set.
+(Validation, and the remembered base-model validation loss, are registry/train/validation.py.)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,29 +53,3 @@ def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
     if kind == "linear":
         return max(0.0, 1.0 - progress)
     return 1.0
-
-
-def base_val_key(base_id: str, device: str, dtype: torch.dtype, batches: Sequence[Any]) -> str:
-    """Content key of a base-model validation pass: weights, numerics and the exact rows."""
-    h = hashlib.sha256(json.dumps([base_id, device, str(dtype)]).encode())
-    for b in batches:
-        for tensor in b.tensors("cpu")[:3]:  # tokens, positions, targets
-            h.update(tensor.numpy().tobytes())
-            h.update(str(tuple(tensor.shape)).encode())
-    return h.hexdigest()
-
-
-def recall(root: os.PathLike, key: str) -> float | None:
-    """The value stored under `key`, or None (absent or damaged: compute it again)."""
-    try:
-        with open(os.path.join(root, f"{key}.json"), encoding="utf-8") as f:
-            return float(json.load(f)["value"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remember(root: os.PathLike, key: str, value: float) -> None:
-    from registry.train.checkpoint import atomic_file
-
-    with atomic_file(Path(root) / f"{key}.json") as tmp:
-        tmp.write_text(json.dumps({"value": value}), encoding="utf-8")

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from registry.core.fs import atomic_file
 from registry.spec.data import TokenizedExample
 from registry.train import batching
-from registry.train.checkpoint import atomic_file
 
 BUDGET_ENV = "REGISTRY_PREFIX_CACHE_MB"  # the most memory the states may take; 0 turns it off
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.evaluate.reportcache import fingerprint_of, recall, remember
+from registry.artifact import fingerprint_of
+from registry.evaluate.reportcache import recall_report, remember_report
 
 EVAL = {"metrics": ["exact_match"], "limit": 32}
 
@@ -26,11 +27,11 @@ def _report_dir(tmp_path: Path, **fields) -> tuple[Path, dict]:
     return folder, report
 
 
-def test_recall_returns_the_remembered_report_files(tmp_path: Path) -> None:
+def test_recall_report_returns_the_remembered_report_files(tmp_path: Path) -> None:
     folder, report = _report_dir(tmp_path)
-    remember(folder, report, previous_fingerprint=None)
+    remember_report(folder, report, previous_fingerprint=None)
     into = tmp_path / "sync"
-    assert recall("sha256:aa", EVAL, None, into=into) == report
+    assert recall_report("sha256:aa", EVAL, None, into=into) == report
     assert (into / "report.md").read_text() == "# report\n"
 
 
@@ -44,24 +45,24 @@ def test_recall_returns_the_remembered_report_files(tmp_path: Path) -> None:
 )
 def test_any_difference_is_a_miss(tmp_path: Path, fingerprint, eval_config, previous) -> None:
     folder, report = _report_dir(tmp_path)
-    remember(folder, report, previous_fingerprint=None)
-    assert recall(fingerprint, eval_config, previous, into=tmp_path / "sync") is None
+    remember_report(folder, report, previous_fingerprint=None)
+    assert recall_report(fingerprint, eval_config, previous, into=tmp_path / "sync") is None
     assert not (tmp_path / "sync" / "report.json").exists()
 
 
 def test_reports_made_with_overrides_are_never_stored(tmp_path: Path) -> None:
     folder, report = _report_dir(tmp_path, overrides={"max_steps": 2})
-    remember(folder, report, previous_fingerprint=None)
-    assert recall("sha256:aa", EVAL, None, into=tmp_path / "sync") is None
+    remember_report(folder, report, previous_fingerprint=None)
+    assert recall_report("sha256:aa", EVAL, None, into=tmp_path / "sync") is None
 
 
 def test_a_damaged_entry_is_a_miss_not_an_error(tmp_path: Path) -> None:
     from registry.evaluate.reportcache import _entry, report_key
 
     folder, report = _report_dir(tmp_path)
-    remember(folder, report, previous_fingerprint=None)
+    remember_report(folder, report, previous_fingerprint=None)
     (_entry(report_key("sha256:aa", EVAL, None)) / "report.json").write_text("{not json")
-    assert recall("sha256:aa", EVAL, None, into=tmp_path / "sync") is None
+    assert recall_report("sha256:aa", EVAL, None, into=tmp_path / "sync") is None
 
 
 def test_fingerprint_of_reads_registry_json(tmp_path: Path) -> None:

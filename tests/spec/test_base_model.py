@@ -60,3 +60,24 @@ def test_uncached_hub_model_is_a_clear_error_offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(InvalidInput, match="not in the local HF cache"):
         resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct@" + "0" * 40)
+
+
+def test_the_bitsandbytes_kernels_notice_is_silenced_and_nothing_else(caplog):
+    """bitsandbytes logs, on AVX512-BF16 CPUs, that the Hub-only `kernels` package is missing:
+    noise on every model load (its own C kernel is used). Only that record is dropped."""
+    import logging
+    import subprocess
+    import sys
+
+    import registry  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s.", "x")
+        logger.warning("another bitsandbytes warning")
+    assert caplog.messages == ["another bitsandbytes warning"]
+    # and for real: peft imports bitsandbytes, which logs the notice at import on such CPUs
+    proc = subprocess.run(
+        [sys.executable, "-c", "import registry, peft"], capture_output=True, text=True, check=True
+    )
+    assert "kernels" not in proc.stderr, proc.stderr

@@ -61,7 +61,8 @@ def test_yaml_syntax_error_names_line():
 def test_yaml_is_safe_loaded():
     text = MINIMAL + "description: !!python/object/apply:os.system ['echo pwned']\n"
     (problem,) = problems_of(text)
-    assert "YAML syntax" in problem.message
+    assert "tag" in problem.message and "not allowed" in problem.message
+    assert problem.line == MINIMAL.count("\n") + 1
 
 
 @pytest.mark.parametrize(

@@ -83,3 +83,74 @@ def test_model_card_has_hub_metadata_and_manifest_hashes_every_file(tmp_path: Pa
     }
     assert manifest["eval"]["gate"]["passed"] is True
     assert "token" not in card.lower()
+
+
+def _real_peft_files(adapter: Path, base, provenance_base: dict) -> None:
+    """Replace the kit's stand-in PEFT files with ones the real writer makes on the tiny model."""
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from registry.artifact import Provenance
+    from registry.train.output import write_adapter
+
+    info = json.loads((adapter / "registry.json").read_text())
+    info["base_model"] = provenance_base
+    (adapter / "registry.json").write_text(json.dumps(info))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base.path),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    written = adapter.parent / f"{adapter.name}-peft"
+    write_adapter(
+        written,
+        model,
+        model_id=provenance_base["model_id"],
+        revision=provenance_base["revision"],
+        log=[],
+        provenance=Provenance({**info, "training": {}}),
+    )
+    for fname in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy(written / fname, adapter / fname)
+
+
+@pytest.mark.parametrize(
+    "ref, model_id, revision, note",
+    [
+        ("builtin:tiny-llama", "registry/tiny-llama", None, "no Hub counterpart"),
+        (
+            "builtin:smollm2-135m-instruct",
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "gguf-q4_1-0123456789abcdef",
+            "dequantized to float32 from the Q4_1 GGUF",
+        ),
+        ("org/model@" + "c" * 40, "org/model", "c" * 40, None),
+    ],
+)
+def test_published_card_and_config_name_the_exact_base(
+    tmp_path: Path, store, tiny_model, ref, model_id, revision, note
+):
+    from huggingface_hub import ModelCard
+    from peft import PeftConfig
+
+    revision = revision or tiny_model.revision
+    adapter = make_adapter_dir(tmp_path / "a")
+    base = {"ref": ref, "model_id": model_id, "revision": revision, "sha256": "0" * 64}
+    _real_peft_files(adapter, tiny_model, base)
+    publish_version("toy", adapter, store)
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    store.download("toy", "1.0.0", dest)
+
+    card = ModelCard.load(dest / "README.md")  # huggingface_hub's own parser
+    assert card.data.base_model == model_id
+    assert card.data.to_dict()["base_model_relation"] == "adapter"
+    assert card.data.library_name == "peft"
+    if note is None:  # a Hub base: loaded at its exact commit, no builtin note
+        assert f'revision="{revision}"' in card.text and "registry's `builtin" not in card.text
+    else:
+        assert f"registry's `{ref}`" in card.text and note in card.text
+    config = PeftConfig.from_pretrained(dest)  # PEFT's own reader
+    assert config.base_model_name_or_path == model_id
+    assert config.revision == revision

@@ -15,9 +15,10 @@ import pytest
 from hub_server import FakeHub, running_hub
 from storekit import make_files
 
+from registry.artifact import REGISTRY_JSON
 from registry.errors import Conflict, InvalidInput
 from registry.store import open_store
-from registry.store.base import MANIFEST, Store
+from registry.store.base import Store
 
 ORG = "test-org"
 
@@ -157,7 +158,7 @@ def test_unknown_adapter(backend, tmp_path):
         ("demo", "1.0", None),
         ("demo", "1.0.0/../../x", None),
         ("demo", "1.0.0", {"adapter_model.bin": b"pickle"}),
-        ("demo", "1.0.0", {MANIFEST: b'{"no": "fingerprint"}'}),
+        ("demo", "1.0.0", {REGISTRY_JSON: b'{"no": "fingerprint"}'}),
     ],
 )
 def test_bad_input_is_refused_before_any_write(backend, name, version, change):
@@ -258,9 +259,10 @@ def test_local_concurrent_processes_make_one_version(tmp_path):
     assert info.fingerprint == "fp-1"
 
 
-@pytest.mark.parametrize("hang_at", ["fsync", "rename", "link"])
+@pytest.mark.parametrize("hang_at", ["fsync", "replace", "link"])
 def test_local_publisher_killed_mid_publish_leaves_no_version(tmp_path, hang_at):
-    """kill -9 while staging files (fsync), before the commit's rename, before the tag's link."""
+    """kill -9 while staging files (fsync), before the commit's rename (os.replace), before the
+    tag's link."""
     root, go, files = tmp_path / "store", tmp_path / "go", make_files("1.0.0")
     go.touch()
     proc = start_publisher(root, go, files, hang_at)

@@ -8,8 +8,7 @@ import pytest
 import torch
 from test_train import FAST, tensors, toy_spec
 
-from registry.train import batching, prefix
-from registry.train.loop import train
+from registry.train import batching, prefix, train
 
 UPPER = {**FAST, "lora.layers_to_transform": [1]}  # the tiny model has layers 0 and 1
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import toy_records, write_jsonl
 from safetensors.torch import load_file
 
 from registry.errors import InvalidInput
 from registry.spec.schema import load_spec
-from registry.train.loop import train
+from registry.train import train
 
 FAST = {"training.max_steps": 12, "training.learning_rate": 1e-2}
 
@@ -46,7 +47,9 @@ def test_each_method_lowers_validation_loss(toy_repo, tiny_model, method, tmp_pa
     result = train(spec, tmp_path / "out", progress=False)
     m = result.metrics
     assert not result.cached and m["steps"] == 12
-    assert m["final_val_loss"] < m["base_val_loss"] - 0.3, m
+    # Lower than the base on the held-out split: a direction, not one CPU's number (measured
+    # drops of 0.37-0.38 nats on two machines).
+    assert m["final_val_loss"] < m["base_val_loss"], m
     assert m["final_train_loss"] < m["base_val_loss"]
     files = {p.name for p in result.adapter_dir.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "registry.json"} <= files
@@ -58,7 +61,8 @@ def test_each_method_lowers_validation_loss(toy_repo, tiny_model, method, tmp_pa
     assert info["base_model"] == tiny_model.provenance()
     assert info["fingerprint"] == result.fingerprint
     assert info["spec"]["method"] == method and info["overrides"] == {}
-    assert set(info["datasets"]) == {"train", "eval"}
+    # Validation holds out part of train by default: the eval file does not shape the weights.
+    assert set(info["datasets"]) == {"train"}
     assert set(info["packages"]) == {"torch", "transformers", "peft", "bitsandbytes", "registry"}
     assert info["training"]["pad_fraction"] < 0.5
     assert info["training"]["adapter_size_bytes"] > 0
@@ -138,9 +142,8 @@ def test_cache_hit_skips_training_and_renames_the_copy(toy_repo, tmp_path):
     spec = toy_spec(toy_repo, **FAST)
     first = train(spec, tmp_path / "first", progress=False)
     bumped = spec.with_overrides(version="1.0.1", description="same weights, new text")
-    start = time.perf_counter()
     again = train(bumped, tmp_path / "second", progress=False)
-    assert again.cached and time.perf_counter() - start < 3
+    assert again.cached  # proven below by identical weights and metrics, not by a timing
     assert again.fingerprint == first.fingerprint
     assert_same(tensors(first.adapter_dir), tensors(again.adapter_dir))
     info = json.loads((again.adapter_dir / "registry.json").read_text())
@@ -180,16 +183,27 @@ def test_log_plot_and_validation_fraction(toy_repo, tmp_path):
 
 
 def test_early_stopping_keeps_the_best_adapter(toy_repo, tmp_path):
-    # a learning rate this high overshoots: validation loss turns up and training stops
+    # Provoked by the data, not by one CPU's trajectory: the validation answers are a string the
+    # train set never has ("zzzz..."), so every step that raises the probability of the train
+    # answers lowers theirs and the validation loss can only go up. Training stops after
+    # `patience` evaluations without a new best, and delivers the best one.
+    val = toy_records(16, seed=3, offset=2000)
+    for record in val:
+        record["messages"][-1]["content"] = "zzzz zzzz zzzz zzzz"
+    write_jsonl(toy_repo / "datasets/toy/eval.jsonl", val)
     spec = toy_spec(
         toy_repo,
-        **{"training.max_steps": 40, "training.learning_rate": 0.3, "training.eval_every": 1},
-        **{"training.early_stopping_patience": 2, "training.scheduler": "constant"},
+        **{"data.validation": "eval", "training.max_steps": 40, "training.learning_rate": 1e-2},
+        **{"training.eval_every": 1, "training.early_stopping_patience": 2},
+        **{"training.scheduler": "constant"},
     )
-    m = train(spec, tmp_path / "out", progress=False).metrics
-    assert m["stopped_early"] and m["steps"] < 40
+    out = train(spec, tmp_path / "out", progress=False)
+    m = out.metrics
+    val_losses = [e["val_loss"] for e in log(out.adapter_dir) if "val_loss" in e]
+    assert m["stopped_early"] and m["steps"] < 40, (m, val_losses)
     assert m["adapter_step"] == m["best_step"] == m["steps"] - 2
-    assert m["final_val_loss"] == m["best_val_loss"]
+    assert m["final_val_loss"] == m["best_val_loss"] == min(val_losses)
+    assert val_losses[-1] > m["best_val_loss"] and val_losses[-2] > m["best_val_loss"]
 
 
 def test_resume_with_nothing_to_resume_is_invalid_input(toy_repo, fresh_cache):
@@ -201,7 +215,7 @@ def test_resume_with_nothing_to_resume_is_invalid_input(toy_repo, fresh_cache):
 CHILD = """
 import sys
 from registry.spec.schema import load_spec
-from registry.train.loop import train
+from registry.train import train
 spec = load_spec(sys.argv[1]).with_overrides(**{
     "training.max_steps": 40, "training.save_every": 4, "lora.dropout": 0.1})
 train(spec, progress=False)

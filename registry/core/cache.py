@@ -1,0 +1,39 @@
+"""The registry's cache: one root and every folder under it, named in one table.
+
+The root is $REGISTRY_CACHE, else ~/.cache/registry. Everything in it can be deleted at any
+time: it is rebuilt (converted, trained, pulled, computed) on the next use. Entries are keyed by
+content (fingerprints, weights hashes, commits), so a stale entry is never a wrong one; each is
+written atomically (registry.core.fs), so processes may share one cache.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CACHE_ENV = "REGISTRY_CACHE"
+
+# folder -> what it holds; cache_dir() refuses a name that is not here
+FOLDERS: dict[str, str] = {
+    "models": "base models converted to safetensors (the builtins), one folder per source",
+    "hashes": "sha256 of large source files (the SmolLM2 GGUF), keyed by path, size and mtime",
+    "artifacts": "trained adapters by fingerprint (a retrain of equal inputs is a cache hit)",
+    "work": "checkpoints of trainings in progress, by fingerprint (resume)",
+    "prefix": "frozen-prefix activations by base weights, layer and examples",
+    "val-loss": "base-model validation losses by weights, numerics and rows",
+    "generations": "greedy generations by weights, settings and prompt",
+    "reports": "evaluation reports by fingerprint, eval config and previous version",
+    "adapters": "pulled adapter versions by store, name and commit (re-verified on every pull)",
+    "data-sha256": "sha256 of data files by DVC md5 or git blob id (checks against the store)",
+}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "registry")
+
+
+def cache_dir(folder: str, *parts: str) -> Path:
+    """cache_root()/folder/parts...; `folder` must be one of FOLDERS."""
+    if folder not in FOLDERS:
+        raise KeyError(f"unknown cache folder {folder!r}; add it to registry.core.cache.FOLDERS")
+    return cache_root().joinpath(folder, *parts)

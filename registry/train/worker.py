@@ -1,0 +1,37 @@
+"""One rank of a data-parallel training: `torchrun ... -m registry.train.worker --spec-json FILE`.
+
+Started by registry/train/launch.py; parses the spec and the TrainOptions it was given and runs
+the same `train()` as a single process would, inside the process group torchrun set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from registry.spec.schema import Spec
+from registry.train.options import TrainOptions
+
+
+def main(argv: list[str] | None = None) -> None:
+    from registry.train import distributed
+    from registry.train.run import train
+
+    parser = argparse.ArgumentParser(prog="registry.train.worker")
+    parser.add_argument("--spec-json", required=True)
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--spec-path")
+    TrainOptions.add_arguments(parser)
+    args = parser.parse_args(argv)
+    spec = Spec.model_validate(json.loads(Path(args.spec_json).read_text()))
+    spec._root = Path(args.root)
+    spec._path = Path(args.spec_path) if args.spec_path else None
+    try:
+        train(spec, options=TrainOptions.from_values(vars(args)))
+    finally:
+        distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()
