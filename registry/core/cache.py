@@ -16,7 +16,7 @@ CACHE_ENV = "REGISTRY_CACHE"
 # folder -> what it holds; cache_dir() refuses a name that is not here
 FOLDERS: dict[str, str] = {
     "models": "base models converted to safetensors (the builtins), one folder per source",
-    "hashes": "sha256 of large source files (the SmolLM2 GGUF), keyed by path, size and mtime",
+    "hashes": "sha256 of large files (GGUF source, base weights), keyed by path, inode, size, m/ctime",
     "artifacts": "trained adapters by fingerprint (a retrain of equal inputs is a cache hit)",
     "work": "checkpoints of trainings in progress, by fingerprint (resume)",
     "prefix": "frozen-prefix activations by base weights, layer and examples",
@@ -24,6 +24,7 @@ FOLDERS: dict[str, str] = {
     "generations": "greedy generations by weights, settings and prompt",
     "reports": "evaluation reports by fingerprint, eval config and previous version",
     "adapters": "pulled adapter versions by store, name and commit (re-verified on every pull)",
+    "manifests": "registry.json of published versions by store, repo and commit (immutable)",
     "data-sha256": "sha256 of data files by DVC md5 or git blob id (checks against the store)",
 }
 

@@ -89,11 +89,13 @@ def weights_sha256(folder: Path) -> str:
     files = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
     if not files:
         raise InvalidInput(f"no .safetensors weights in {folder} (only safetensors are accepted)")
+    # Each file's sha256 is kept by file identity (_memo_sha): an unchanged 16 GB base is not
+    # read again by every command; any rewrite changes its ctime/mtime/size/inode and rehashes.
     if len(files) == 1:
-        return sha256_file(files[0])
+        return _memo_sha(files[0])
     digest = hashlib.sha256()
     for f in files:
-        digest.update(f"{f.name}:{sha256_file(f)}\n".encode())
+        digest.update(f"{f.name}:{_memo_sha(f)}\n".encode())
     return digest.hexdigest()
 
 
@@ -108,6 +110,14 @@ def resolve_base_model(ref: str) -> ResolvedModel:
         resolved = _resolve_smollm2(ref)
     elif ref == "builtin:tiny-llama":
         resolved = _resolve_tiny_llama(ref)
+    elif ref.startswith("builtin:random-llama-"):
+        # Shapes only (registry.train.memory): 2.5-16 GB of random weights are not worth a cache
+        # entry; bench/gpu.py builds them in memory.
+        raise InvalidInput(
+            f"{ref} is for memory plans (registry train NAME --dry-run) and bench/gpu.py; "
+            "it has no weights to train on",
+            file="base_model",
+        )
     elif ref.startswith("builtin:"):
         raise InvalidInput(f"unknown builtin model {ref!r}", file="base_model")
     else:
@@ -180,9 +190,11 @@ def _resolve_smollm2(ref: str) -> ResolvedModel:
 
 
 def _memo_sha(path: Path) -> str:
+    """sha256 of `path`, cached by its identity (resolved path, device, inode, size, mtime and
+    ctime in ns): a write, a replace or a copy over it changes one of them and rehashes."""
     stat = path.stat()
     memo = cache_dir("hashes", hashlib.sha256(str(path.resolve()).encode()).hexdigest())
-    key = f"{stat.st_size}:{stat.st_mtime_ns}"
+    key = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_dev}:{stat.st_ino}"
     if memo.exists():
         stored_key, _, digest = memo.read_text().partition(" ")
         if stored_key == key:
@@ -283,10 +295,13 @@ def default_device() -> str:
 
 
 def default_dtype(device: str) -> torch.dtype:
-    """bf16 on CUDA (fast, stable for LoRA); fp32 on CPU (bf16 matmuls are slow on most CPUs)."""
+    """bf16 on CUDA (fast, stable for LoRA), fp16 on GPUs without bf16 (pre-Ampere); fp32 on
+    CPU (bf16 matmuls are slow on most CPUs)."""
     import torch
 
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if not device.startswith("cuda"):
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def load_tokenizer(resolved: ResolvedModel) -> PreTrainedTokenizerBase:
@@ -306,6 +321,7 @@ def load_base_model(
     quantization: QuantizationConfig | None = None,
     device: str | None = None,
     dtype: torch.dtype | None = None,
+    attn_implementation: str = "sdpa",
 ) -> PreTrainedModel:
     """Load the base model; with `quantization`, in 4-bit through bitsandbytes (QLoRA)."""
     import torch
@@ -313,7 +329,19 @@ def load_base_model(
 
     device = device or default_device()
     dtype = dtype or default_dtype(device)
-    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
+    if attn_implementation == "flash_attention_2" and not (
+        device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None
+    ):
+        raise InvalidInput(
+            "training.attn_implementation: flash_attention_2 needs a CUDA GPU and the flash-attn "
+            "package; use sdpa",
+            file="base_model",
+        )
+    kwargs: dict[str, Any] = {
+        "use_safetensors": True,
+        "trust_remote_code": False,
+        "attn_implementation": attn_implementation,
+    }
     if quantization is not None:
         from transformers import BitsAndBytesConfig
 

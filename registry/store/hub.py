@@ -38,6 +38,7 @@ from huggingface_hub.errors import (
 from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
 from registry.core.fs import sha256_bytes
 from registry.errors import Conflict, InvalidInput, StoreError
+from registry.store import manifest_cache
 from registry.store.base import (
     PublishResult,
     VersionInfo,
@@ -97,6 +98,7 @@ class HubStore:
         self.backoff = env_number("REGISTRY_HUB_BACKOFF", 1.0)
         self.max_wait = env_number("REGISTRY_HUB_MAX_WAIT", 30.0)
         self.timeout = env_number("REGISTRY_HUB_TIMEOUT", 30.0)
+        self.trust_cache = True  # False (sync --full): re-read every manifest from the Hub
 
     def repo_id(self, name: str) -> str:
         return f"{self.org}/{check_name(name)}"
@@ -135,6 +137,15 @@ class HubStore:
         )
         return {s.rfilename: s for s in info.siblings or []}
 
+    def _paths(self, repo: str, commit: str) -> set[str]:
+        """The file names at `commit` (immutable: cached by commit). Writers use _tree instead,
+        which also reads each file's blob id and sha256 fresh."""
+        paths = manifest_cache.get_paths(self.url, repo, commit, trust=self.trust_cache)
+        if paths is None:
+            paths = set(self._tree(repo, commit))
+            manifest_cache.put_paths(self.url, repo, commit, paths)
+        return paths
+
     def _read(self, repo: str, rev: str, paths: list[str]) -> dict[str, bytes]:
         """The bytes of `paths` at `rev` (through a throwaway cache: the registry keeps its own)."""
         out = {}
@@ -153,11 +164,17 @@ class HubStore:
         return out
 
     def _manifest(self, repo: str, rev: str) -> Provenance:
-        """registry.json at `rev`, read leniently (empty when absent or malformed)."""
+        """registry.json at `rev`, read leniently (empty when absent or malformed). At a commit
+        id it is immutable: read once, then from the commit-keyed cache (manifest_cache)."""
+        cached = manifest_cache.get(self.url, repo, rev, trust=self.trust_cache)
+        if cached is not None:
+            return Provenance.loads(cached)
         try:
-            return Provenance.loads(self._read(repo, rev, [REGISTRY_JSON])[REGISTRY_JSON])
+            data: bytes | None = self._read(repo, rev, [REGISTRY_JSON])[REGISTRY_JSON]
         except RemoteEntryNotFoundError:
-            return Provenance()
+            data = None
+        manifest_cache.put(self.url, repo, rev, data)
+        return Provenance.loads(data)
 
     def _commit(
         self, repo: str, branch: str, parent: str, tree: dict, files: dict[str, bytes], msg: str
@@ -230,7 +247,7 @@ class HubStore:
         if refs is None or "main" not in refs[0]:
             return None
         main = refs[0]["main"]
-        tree = self._tree(repo, main)
+        tree = self._paths(repo, main)
         if RETIRED_FILE in tree or REGISTRY_JSON not in tree:
             return None
         return self._manifest(repo, main).version
@@ -241,7 +258,7 @@ class HubStore:
         refs = self._refs(repo)
         if refs is None or "main" not in refs[0]:
             return False
-        return RETIRED_FILE in self._tree(repo, refs[0]["main"])
+        return RETIRED_FILE in self._paths(repo, refs[0]["main"])
 
     @hub_errors("publish")
     def publish(

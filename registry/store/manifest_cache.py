@@ -1,0 +1,107 @@
+"""Commit-keyed cache of version manifests (registry.json): read from a store once, kept for good.
+
+A Hub commit id is the hash of its content, so the registry.json at a commit can never change:
+an entry keyed by (store, repo, commit) is never stale. Each entry records the git blob id of
+its bytes and is dropped (and read again from the store) when they disagree, so a truncated or
+edited entry is never used. The cache only saves requests for listings (versions, current, the
+sync's conflict check); `pull` always downloads registry.json afresh and verifies every file's
+sha256 against it, so a forged entry can never let other weights through a pull.
+`registry sync --full` (a store's trust_cache = False, or REGISTRY_FULL=1) skips reading the
+cache and re-reads everything, refreshing the entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from registry.core.cache import cache_dir
+from registry.core.fs import atomic_file
+
+FULL_ENV = "REGISTRY_FULL"
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def git_blob_sha(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def is_commit(rev: str) -> bool:
+    """Only a full commit id names immutable content; a branch or tag name may move."""
+    return bool(_COMMIT.fullmatch(rev))
+
+
+def trusting() -> bool:
+    return os.environ.get(FULL_ENV, "") in ("", "0")
+
+
+def _path(store_url: str, repo: str, commit: str, kind: str = "json") -> Path:
+    store_key = hashlib.sha256(f"{store_url}\0{repo}".encode()).hexdigest()[:24]
+    return cache_dir("manifests", store_key, f"{commit}.{kind}")
+
+
+def get(store_url: str, repo: str, commit: str, *, trust: bool = True) -> bytes | None:
+    """The cached registry.json bytes at `commit` (b"": it has none), or None: absent,
+    corrupted, or not trusted (`trust` False, or REGISTRY_FULL set)."""
+    if not trust or not is_commit(commit) or not trusting():
+        return None
+    path = _path(store_url, repo, commit)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        data = entry["text"].encode("utf-8") if entry["text"] is not None else None
+        if entry["commit"] != commit or (
+            data is not None and git_blob_sha(data) != entry["git_blob"]
+        ):
+            raise ValueError("entry does not match its key or its own blob id")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        path.unlink(missing_ok=True)  # corrupted: read from the store again
+        return None
+    return data if data is not None else b""
+
+
+def put(store_url: str, repo: str, commit: str, data: bytes | None) -> None:
+    """Remember registry.json at `commit` (None: the commit has none). Best effort."""
+    if not is_commit(commit):
+        return
+    try:
+        text = data.decode("utf-8") if data is not None else None
+    except UnicodeDecodeError:
+        return  # not a manifest we can keep as text; read it from the store each time
+    entry = {"commit": commit, "git_blob": git_blob_sha(data) if data else None, "text": text}
+    try:
+        with atomic_file(_path(store_url, repo, commit)) as tmp:
+            tmp.write_text(json.dumps(entry), encoding="utf-8")
+    except OSError:
+        pass  # a read-only or full cache costs requests, never correctness
+
+
+def get_paths(store_url: str, repo: str, commit: str, *, trust: bool = True) -> set[str] | None:
+    """The file paths of the tree at `commit`, when cached (immutable, as the manifest)."""
+    if not trust or not is_commit(commit) or not trusting():
+        return None
+    path = _path(store_url, repo, commit, "paths")
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if entry["commit"] != commit or not all(isinstance(p, str) for p in entry["paths"]):
+            raise ValueError("entry does not match its key")
+        return set(entry["paths"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+
+
+def put_paths(store_url: str, repo: str, commit: str, paths: set[str]) -> None:
+    if not is_commit(commit):
+        return
+    try:
+        with atomic_file(_path(store_url, repo, commit, "paths")) as tmp:
+            tmp.write_text(json.dumps({"commit": commit, "paths": sorted(paths)}), "utf-8")
+    except OSError:
+        pass
