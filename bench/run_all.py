@@ -37,6 +37,7 @@ BENCHES = {
     "prefix": ("prefix_cache.py", ["--model", "smollm2", "--steps", "10"]),
     "rollback": ("rollback_vs_retrain.py", ["--model", "smollm2", "--steps", "10"]),
     "pull": ("pull_cache.py", ["--model", "smollm2", "--steps", "10", "--repeats", "5"]),
+    "fleet": ("fleet_scale.py", ["--sizes", "10,100,1000", "--base-gib", "4"]),
     "serve": ("serve.py", ["--model", "smollm2", "--requests", "48", "--repeats", "2"]),
 }
 # per bench: a hung bench must not hang the suite (generous: a loaded machine is ~10x slower)

@@ -164,8 +164,12 @@ def _store(url: str | None):
 @cli.command()
 @click.argument("name")
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default: runs/NAME).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the memory plan (no weights loaded); exit 2 if too big."
+)
+@click.option("--gpu-memory", type=float, help="With --dry-run: plan for a CUDA device of N GB.")
 @train_options
-def train(name, out, **options):
+def train(name, out, dry_run, gpu_memory, **options):
     """Train the adapter NAME (LoRA, QLoRA or DoRA, as its spec says).
 
     \b
@@ -177,11 +181,19 @@ def train(name, out, **options):
       registry train ticket-json
       registry train ticket-json --max-steps 5 --base-model builtin:tiny-llama   # smoke run
       registry train ticket-json --resume                                        # after a crash
+      registry train ticket-json --dry-run --gpu-memory 24 --base-model builtin:random-llama-8b
     """
     from registry.train import train as run_train
     from registry.train.options import TrainOptions
 
     spec = _load(name)
+    if dry_run:
+        from registry.train.memory import dry_run as plan_memory
+
+        _, lines, check = plan_memory(spec, gpu_memory, options.get("base_model"))
+        click.echo("\n".join(lines))
+        check()  # a plan that does not fit: exit 2 with a hint
+        return
     result = run_train(spec, out or Path("runs") / spec.name, TrainOptions.from_values(options))
     how = "reused from cache" if result.cached else "trained"
     click.echo(f"{spec.name} {spec.version}: {how} -> {result.adapter_dir}")
@@ -285,7 +297,12 @@ def publish(name, adapter, store_url):
     help="Folder of PR-run adapters (DIR/NAME/): published without retraining only when they "
     "match main's spec, data and report; otherwise trained here. Absent: nothing to adopt.",
 )
-def sync(store_url, dry_run, quiet, history, as_json, adopt):
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Trust no cache: re-read every version's manifest from the store (a periodic check).",
+)
+def sync(store_url, dry_run, quiet, history, as_json, adopt, full):
     """Make the store match every spec on this checkout (run on main).
 
     \b
@@ -299,9 +316,10 @@ def sync(store_url, dry_run, quiet, history, as_json, adopt):
     from registry.gitops.sync import outcome
     from registry.gitops.sync import sync as run_sync
 
-    actions = run_sync(
-        _store(store_url), dry_run=dry_run, progress=not quiet, history=history, adopt=adopt
-    )
+    store = _store(store_url)
+    if full and hasattr(store, "trust_cache"):  # every manifest read goes to the store
+        store.trust_cache = False
+    actions = run_sync(store, dry_run=dry_run, progress=not quiet, history=history, adopt=adopt)
     if as_json:
         click.echo(json.dumps([a.as_dict() for a in actions], indent=2))
     else:

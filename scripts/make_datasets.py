@@ -423,12 +423,30 @@ def datasets() -> dict[str, tuple[list[dict], list[dict]]]:
         (lambda r, c=c: ticket_item(r, False, c))
         for c in ("shipping", "billing", "technical", "account", "other")
     ]
+    tj_train, tj_eval = build(
+        "tj", ticket_item, SIZES["ticket-json"], Random(SEED + 1), ticket_firsts
+    )
     return {
-        "ticket-json": build(
-            "tj", ticket_item, SIZES["ticket-json"], Random(SEED + 1), ticket_firsts
-        ),
+        "ticket-json": (with_replay(tj_train), tj_eval),
         "support-tone": build("st", tone_item, SIZES["support-tone"], Random(SEED + 2)),
     }
+
+
+REPLAY = ROOT / "scripts" / "data" / "general_replay.jsonl"
+
+
+def with_replay(train: list[dict], first: int = 5) -> list[dict]:
+    """Train rows with the committed replay examples (general prompts answered by the base
+    model, scripts/make_replay.py) spread evenly after the first `first` rows: without them
+    the adapter answers every prompt with ticket JSON (docs/calibration.md, run I)."""
+    replay = [json.loads(line) for line in REPLAY.read_text(encoding="utf-8").splitlines()]
+    out, step = list(train[:first]), max(1, (len(train) - first) // max(1, len(replay)))
+    rest = train[first:]
+    for i, row in enumerate(rest):
+        out.append(row)
+        if i % step == step - 1 and replay:
+            out.append(replay.pop(0))
+    return out + replay
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -218,7 +218,18 @@ def run_suites(
         )
     from registry.evaluate.lm_eval import run_tasks  # lm-eval tasks: the `lm-eval` extra
 
-    results.update(run_tasks(spec, model, tokenizer, adapter=adapter, seed=seed))
+    for t in run_tasks(spec, model, tokenizer, adapter=adapter):
+        results[t.name] = account(
+            t.name,
+            t.source,
+            t.items,
+            t.answers[BASE],
+            t.answers[adapter],
+            t.ok[BASE],
+            t.ok[adapter],
+            samples=spec.eval.bootstrap_samples,
+            seed=seed,
+        )
     return results
 
 

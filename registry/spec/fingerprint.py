@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 RECIPE_VERSION = 3
 NOT_WEIGHTS = ("version", "description", "eval", "publish")
 _DATA_PATHS = ("data.train", "data.eval")  # where files live: their content is hashed instead
+# How a run computes, never what: the same weights up to float rounding, so left out.
+RUNTIME_KEYS = ("training.gradient_checkpointing", "training.attn_implementation")
 # The weight-relevant keys fingerprints carried at recipe 2, written whenever set (not None),
 # default or not. Frozen: never add to it (a new key is left out at its default instead).
 RECIPE2_KEYS = frozenset(
@@ -83,7 +85,7 @@ def _pruned(view: dict[str, Any], defaults: dict[str, Any], prefix: str) -> dict
     out: dict[str, Any] = {}
     for key, value in view.items():
         path = prefix + key
-        if path in _DATA_PATHS:
+        if path in _DATA_PATHS or path in RUNTIME_KEYS:
             continue
         if any(p.startswith(path + ".") for p in defaults):  # a section (lora, training, ...)
             if isinstance(value, dict):  # None: an optional section left unset, left out
@@ -108,7 +110,7 @@ def weight_defaults(model: type[BaseModel] | None = None, prefix: str = "") -> d
     out: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         path = prefix + name
-        if (not prefix and name in NOT_WEIGHTS) or path in _DATA_PATHS:
+        if (not prefix and name in NOT_WEIGHTS) or path in _DATA_PATHS or path in RUNTIME_KEYS:
             continue
         sub = _submodel(info.annotation)
         if sub is not None:

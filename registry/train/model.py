@@ -22,17 +22,28 @@ def build_model(spec: Spec, base: ResolvedModel, device: str, dtype: torch.dtype
     """The PEFT model of `spec` on `base`: only the adapter's parameters require grad."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    model = load_base_model(base, quantization=spec.quantization, device=device, dtype=dtype)
+    model = load_base_model(
+        base,
+        quantization=spec.quantization,
+        device=device,
+        dtype=dtype,
+        attn_implementation=spec.training.attn_implementation,
+    )
+    checkpointing = use_checkpointing(spec, model.config, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # transformers 5 deprecations inside peft
         if spec.method == "qlora":
-            # Casts norms/embeddings to fp32 for stable 4-bit training. Activation checkpointing
-            # is the QLoRA memory recipe on GPUs; on CPUs memory is rarely the limit and it
-            # costs ~30% more compute.
+            # Casts norms/embeddings to fp32 for stable 4-bit training.
             model = prepare_model_for_kbit_training(
                 model,
-                use_gradient_checkpointing=device.startswith("cuda"),
+                use_gradient_checkpointing=checkpointing,
                 gradient_checkpointing_kwargs={"use_reentrant": False},
+            )
+        elif checkpointing:
+            # Non-reentrant: the frozen embeddings need no requires_grad hook, and dropout's RNG
+            # state is replayed, so the loss is the same as without.
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
             )
         lora = spec.lora
         n_layers = model.config.num_hidden_layers
@@ -54,6 +65,22 @@ def build_model(spec: Spec, base: ResolvedModel, device: str, dtype: torch.dtype
         )
         torch.manual_seed(spec.training.seed)  # LoRA's random init: same seed, same start
         return get_peft_model(model, config)
+
+
+def use_checkpointing(spec: Spec, config: Any, device: str) -> bool:
+    """training.gradient_checkpointing, with `auto` resolved: on for QLoRA on GPU (its memory
+    recipe) and for GPU runs whose memory plan says activations outweigh the weights; off on
+    CPU, where memory is rarely the limit and recomputation costs ~30% more compute."""
+    chosen = spec.training.gradient_checkpointing
+    if chosen != "auto":
+        return bool(chosen)
+    if not device.startswith("cuda"):
+        return False
+    if spec.method == "qlora":
+        return True
+    from registry.train.memory import estimate
+
+    return estimate(spec, config, device=device).gradient_checkpointing
 
 
 class Trainable:

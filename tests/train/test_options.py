@@ -51,7 +51,13 @@ def test_the_cli_declares_exactly_the_options_fields():
     for spec in flag_specs():
         param = params[dest(spec["flag"])]
         assert param.opts == [spec["flag"]] and param.help == spec["help"]
-    assert {dest(s["flag"]) for s in flag_specs()} == set(params) - {"name", "out"}
+    # --dry-run and --gpu-memory are the CLI's own: a plan, not a run a rank repeats
+    assert {dest(s["flag"]) for s in flag_specs()} == set(params) - {
+        "name",
+        "out",
+        "dry_run",
+        "gpu_memory",
+    }
     assert len(flag_specs()) == len(fields(TrainOptions))
 
 
