@@ -84,6 +84,18 @@ class Repo:
         return json.loads(self.registry("versions", name, "--json").stdout)
 
 
+def hub_env(url: str) -> dict[str, str]:
+    """The environment of a registry CLI run against the Hub test server at `url`: quick
+    retries, no Xet, and a token the tests check is never printed."""
+    return {
+        "HF_ENDPOINT": url,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": "hf_test_token_never_printed",
+        "REGISTRY_HUB_RETRIES": "2",
+        "REGISTRY_HUB_BACKOFF": "0.01",
+    }
+
+
 def make_repo(tmp_path: Path, store_url: str, env: dict[str, str]) -> Repo:
     root = tmp_path / "registry"
     root.mkdir()

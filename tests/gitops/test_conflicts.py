@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TOY_SPEC, toy_records, write_jsonl
-from gitrepo import Repo, actions, add_toy, bump, make_repo
+from gitrepo import Repo, actions, add_toy, bump, hub_env, make_repo
 
 from registry.core.cache import cache_dir
 from registry.gitops.conflicts import sha256_for
@@ -171,14 +171,7 @@ def test_same_version_data_change_pushed_to_main_on_the_hub(tmp_path: Path, monk
     from hub_server import running_hub
 
     with running_hub(monkeypatch) as hub:
-        env = {
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": "hf_test_token_never_printed",
-            "REGISTRY_HUB_RETRIES": "2",
-            "REGISTRY_HUB_BACKOFF": "0.01",
-        }
-        repo = make_repo(tmp_path, "hf://acme", env)
+        repo = make_repo(tmp_path, "hf://acme", hub_env(hub.url))
         push(repo, "toy and pal 1.0.0", lambda: add_fleet(repo))
         code, result, _ = sync(repo)
         assert code == 0

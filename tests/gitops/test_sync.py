@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gitrepo import Repo, actions, add_toy, bump, make_repo
+from gitrepo import Repo, actions, add_toy, bump, hub_env, make_repo
 
 pytestmark = pytest.mark.slow
 
@@ -100,14 +100,7 @@ def test_publish_and_rollback_on_the_hub_test_server(tmp_path: Path, monkeypatch
     from hub_server import running_hub
 
     with running_hub(monkeypatch) as hub:
-        env = {
-            "HF_ENDPOINT": hub.url,
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_TOKEN": "hf_test_token_never_printed",
-            "REGISTRY_HUB_RETRIES": "2",
-            "REGISTRY_HUB_BACKOFF": "0.01",
-        }
-        repo = make_repo(tmp_path, "hf://acme", env)
+        repo = make_repo(tmp_path, "hf://acme", hub_env(hub.url))
         repo.pr("add-toy", "Add toy 1.0.0", lambda: add_toy(repo))
         repo.pr_ci()
         repo.merge("add-toy")
