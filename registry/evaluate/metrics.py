@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from registry.errors import InvalidInput
+from registry.spec.answers import compile_pattern, search
 
 BINARY_METRICS = frozenset(
     {"exact_match", "json_valid", "json_schema", "contains", "regex", "stops"}
@@ -132,9 +133,12 @@ def contains(output: str, needle: str) -> float:
     return float(normalise_answer(needle) in normalise_answer(output))
 
 
-def regex_match(output: str, pattern: re.Pattern[str]) -> float:
-    """`re.search` semantics: anchor the pattern (^...$) in the spec to demand a full match."""
-    return float(pattern.search(output) is not None)
+def regex_match(output: str, pattern: Any) -> float:
+    """`re.search` semantics: anchor the pattern (^...$) in the spec to demand a full match.
+
+    The pattern comes from a pull request's spec, so it runs with the regression checks' time
+    limit (registry.spec.answers.search): a catastrophic pattern scores 0, it cannot hang CI."""
+    return float(search(pattern, output) is not None)
 
 
 class _WordTokenizer:
@@ -192,7 +196,7 @@ def text_metrics(metrics: list[str], eval_config: Any) -> list[TextMetric]:
             else:
                 bound.append(TextMetric(name, lambda out, ref, n=needle: contains(out, n)))
         elif name == "regex":
-            pattern = re.compile(eval_config.regex)
+            pattern = compile_pattern(eval_config.regex)
             bound.append(TextMetric(name, lambda out, ref, p=pattern: regex_match(out, p)))
         elif name == "rouge_l":
             bound.append(TextMetric(name, rouge_l))

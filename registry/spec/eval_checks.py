@@ -20,6 +20,10 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+import regex
+
+from registry.spec.answers import compile_pattern
+
 MAX_REGEX_CHARS = 2000
 _REF_KEYS = ("$ref", "$dynamicRef", "$recursiveRef")
 
@@ -29,8 +33,8 @@ def regex_problem(pattern: str) -> str | None:
     if len(pattern) > MAX_REGEX_CHARS:
         return f"a regex of {len(pattern)} characters; at most {MAX_REGEX_CHARS}"
     try:
-        re.compile(pattern)
-    except (re.error, OverflowError, RecursionError, ValueError) as exc:
+        compile_pattern(pattern)  # the engine eval runs it with (time-bounded matches)
+    except (regex.error, re.error, OverflowError, RecursionError, ValueError) as exc:
         return f"does not compile: {exc}"
     return None
 

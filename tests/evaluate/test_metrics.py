@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import time
 
 import pytest
 
@@ -20,6 +20,7 @@ from registry.evaluate.metrics import (
     schema_validator,
     text_metrics,
 )
+from registry.spec.answers import compile_pattern
 from registry.spec.schema import EvalConfig
 
 
@@ -104,8 +105,16 @@ def test_json_field_f1_hand_computed() -> None:
 def test_contains_and_regex() -> None:
     assert contains("The dog says WOOF!", "woof") == 1.0
     assert contains("The dog barks", "woof") == 0.0
-    assert regex_match("id: 42", re.compile(r"\d+")) == 1.0  # search semantics
-    assert regex_match("id: 42", re.compile(r"^\d+$")) == 0.0  # anchors demand a full match
+    assert regex_match("id: 42", compile_pattern(r"\d+")) == 1.0  # search semantics
+    assert regex_match("id: 42", compile_pattern(r"^\d+$")) == 0.0  # anchors demand a full match
+
+
+def test_a_catastrophic_eval_regex_scores_zero_within_its_time_limit() -> None:
+    # (a+)+$ on "aaaa...b" backtracks 2^n ways: with `re` this line would not return in a
+    # lifetime; the spec's pattern is untrusted, so the match is cut off and counts as a miss.
+    started = time.monotonic()
+    assert regex_match("a" * 40 + "b", compile_pattern(r"(a+)+$")) == 0.0
+    assert time.monotonic() - started < 30  # the limit is 0.25 s; 30 s only rules out a hang
 
 
 def test_rouge_l_hand_computed() -> None:
