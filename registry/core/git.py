@@ -1,7 +1,8 @@
-"""Git for the whole registry: the one git runner, and reading history cheaply (git objects
-and DVC `.dir` listings).
+"""Git for the whole registry: the one git runner, the one DVC runner, and reading history
+cheaply (git objects and DVC `.dir` listings).
 
-`run_git` / `try_git` are the only places a git process starts (argv lists, never a shell).
+`run_git` / `try_git` are the only places a git process starts, `run_dvc` the one place a DVC
+command runs (this interpreter's `python -m dvc`, analytics off): argv lists, never a shell.
 `registry plan` reads through GitReader, which reads only what a diff names: one `git diff`,
 then `git cat-file --batch` for the changed blobs, and DVC `.dir` listings from the local cache
 or a local remote, so a repo with 1,000 specs costs what the change costs.
@@ -14,6 +15,7 @@ import os
 import posixpath
 import re
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -64,6 +66,23 @@ def try_git(cwd: Path, *args: str, timeout: float | None = None) -> bytes | None
         return run_git(cwd, *args, timeout=timeout, error=RegistryError)
     except RegistryError:
         return None
+
+
+def run_dvc(cwd: Path, *args: str) -> str:
+    """stdout of `dvc ARGS` run in `cwd` with this interpreter's DVC (`python -m dvc`, so the
+    DVC installed beside the registry) and its analytics off. Raises RegistryError (exit 1)
+    naming the command, the folder and DVC's message when it fails."""
+    shown = " ".join(("dvc", *args))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RegistryError(f"`{shown}` failed in {cwd}: {exc}") from None
+    if proc.returncode != 0:
+        raise RegistryError(f"`{shown}` failed in {cwd}: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
 
 
 def head_commit(folder: Path) -> str | None:

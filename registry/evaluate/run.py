@@ -9,9 +9,16 @@ Contenders, all answering the same eval items, all on ONE loaded copy of the bas
 - "adapter": the adapter under evaluation.
 - "previous": the previous published version, when given (for max_regression_vs_previous).
 
-Then: per-item metrics, paired comparisons (stats.py), the regression suites (regression.py:
-what the adapter broke that the base could do), general drift (drift.py, a diagnostic), the gate
-(gate.py) and the report files (report.py).
+The contenders are loaded and scored in contenders.py. Then: per-item metrics, paired
+comparisons (stats.py), the regression suites (regression.py: what the adapter broke that the
+base could do), general drift (drift.py, a diagnostic), the gate (gate.py) and the report files
+(report.py).
+
+Invariants:
+- Input problems surface before any model work: the eval set, its JSON references, and a spec
+  naming lm-eval tasks without the `lm-eval` extra installed are InvalidInput (exit 2).
+- The bootstrap seed is fixed (BOOTSTRAP_SEED), not the training seed: the same outputs give
+  the same intervals and verdict.
 """
 
 from __future__ import annotations
@@ -26,18 +33,27 @@ from typing import Any
 from registry.artifact import fingerprint_of, read_provenance
 from registry.core.fs import sha256_file
 from registry.errors import InvalidInput
+from registry.evaluate.contenders import (
+    ADAPTER,
+    PREVIOUS,
+    item_records,
+    load_contenders,
+    mean,
+    score_all,
+    weights_ids,
+)
 from registry.evaluate.drift import general_drift
 from registry.evaluate.gate import DELTA_RULES, apply_gate
-from registry.evaluate.generate import generate, reference_losses, use_contender
-from registry.evaluate.metrics import BINARY_METRICS, higher_is_better, parse_json, text_metrics
+from registry.evaluate.lm_eval import entries as lm_eval_entries
+from registry.evaluate.lm_eval import require as require_lm_eval
+from registry.evaluate.metrics import BINARY_METRICS, higher_is_better, parse_json
 from registry.evaluate.regression import run_suites
 from registry.evaluate.report import Report, write_report
 from registry.evaluate.reportcache import remember_report
 from registry.evaluate.stats import SMALL_SAMPLE, Comparison, compare, power_warning
-from registry.spec.data import Example, load_examples, normalise, prompt_ids, tokenize_example
+from registry.spec.data import Example, load_examples, normalise
 from registry.spec.schema import Spec
 
-ADAPTER, PREVIOUS = "adapter", "previous"
 _MISSING_JSON = parse_json("")  # the "not JSON" sentinel
 LOW_STOP_RATE = 0.9
 # Fixed, not the training seed: the same outputs must give the same intervals whatever the seed.
@@ -56,6 +72,8 @@ def evaluate(
 ) -> Report:
     """Run every contender on the eval set, compare, gate, and write the report into `out`."""
     started = time.perf_counter()
+    if lm_eval_entries(spec):  # the lm-eval extra is missing: exit 2 now, before any generation
+        require_lm_eval(spec)
     adapter_dir = Path(adapter_dir)
     out = Path(out) if out is not None else adapter_dir
     provenance = _read_provenance(adapter_dir)
@@ -79,9 +97,11 @@ def evaluate(
         system = spec.eval.baseline_system_prompt
         inputs["prompt_baseline"] = [_with_shots(ex, shots, system) for ex in items]
 
-    model, tokenizer, resolved = _load(spec, ref, adapter_dir, previous_adapter_dir, contenders)
-    weights = _weights_ids(spec, resolved, adapter_dir, previous_adapter_dir, contenders)
-    scores = _score_all(spec, model, tokenizer, contenders, inputs, weights, progress)
+    model, tokenizer, resolved = load_contenders(
+        spec, ref, adapter_dir, previous_adapter_dir, contenders
+    )
+    weights = weights_ids(spec, resolved, adapter_dir, previous_adapter_dir, contenders)
+    scores = score_all(spec, model, tokenizer, contenders, inputs, weights, progress)
     drift = general_drift(
         model,
         tokenizer,
@@ -102,7 +122,7 @@ def evaluate(
         seed=BOOTSTRAP_SEED,
     )
 
-    metrics = {m: {c: _mean(scores[c][m]) for c in contenders} for m in spec.eval.metrics}
+    metrics = {m: {c: mean(scores[c][m]) for c in contenders} for m in spec.eval.metrics}
     comparisons = [
         compare(
             m,
@@ -139,7 +159,7 @@ def evaluate(
         gate=verdict,
         regression=regression,
         warnings=warnings,
-        items=_item_records(items, contenders, scores),
+        items=item_records(items, contenders, scores),
         overrides=overrides,
         cost={
             "eval_wall_s": round(time.perf_counter() - started, 3),
@@ -251,126 +271,6 @@ def _with_shots(item: Example, shots: list[Example], system_prompt: str | None =
     return replace(item, messages=tuple(turns))
 
 
-# -- model and scoring -------------------------------------------------------------------------
-
-
-def _check_adapter_dir(path: Path, what: str) -> None:
-    if not (path / "adapter_config.json").is_file():
-        raise InvalidInput(f"{what}: no adapter_config.json in {path}", file=str(path))
-    if not (path / "adapter_model.safetensors").is_file():
-        raise InvalidInput(
-            f"{what}: no adapter_model.safetensors in {path} (only safetensors are loaded)",
-            file=str(path),
-        )
-
-
-def _load(spec: Spec, ref: str, adapter_dir: Path, previous: Path | None, contenders: list[str]):
-    """One base model, the adapter (and the previous version) loaded onto it by name."""
-    import torch
-    from peft import PeftModel
-
-    from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
-
-    _check_adapter_dir(adapter_dir, "adapter")
-    resolved = resolve_base_model(ref)
-    tokenizer = load_tokenizer(resolved)
-    torch.manual_seed(spec.training.seed)
-    base = load_base_model(resolved, quantization=spec.quantization)
-    model = PeftModel.from_pretrained(base, str(adapter_dir), adapter_name=ADAPTER)
-    if PREVIOUS in contenders and previous is not None:
-        _check_adapter_dir(Path(previous), "previous adapter")
-        model.load_adapter(str(previous), adapter_name=PREVIOUS)
-    model.eval()
-    return model, tokenizer, resolved
-
-
-def _weights_ids(
-    spec: Spec, resolved: Any, adapter_dir: Path, previous: Path | None, contenders: list[str]
-) -> dict[str, str]:
-    """What each contender generates with, by content: outputs are remembered under it."""
-    base = resolved.weights_id(spec.quantization)
-
-    def adapter(folder: Path) -> str:
-        files = ("adapter_config.json", "adapter_model.safetensors")
-        return base + ":adapter:" + ":".join(sha256_file(folder / f) for f in files)
-
-    ids = {"base": base, "prompt_baseline": base, ADAPTER: adapter(adapter_dir)}
-    if PREVIOUS in contenders and previous is not None:
-        ids[PREVIOUS] = adapter(previous)
-    return ids
-
-
-def _score_all(
-    spec: Spec,
-    model: Any,
-    tokenizer: Any,
-    contenders: list[str],
-    inputs: dict[str, list[Example]],
-    weights: dict[str, str],
-    progress: bool,
-) -> dict[str, dict[str, Any]]:
-    """scores[contender][metric] = per-item list; plus "_outputs" and "_stopped"."""
-    bound = text_metrics(spec.eval.metrics, spec.eval)
-    scores: dict[str, dict[str, Any]] = {}
-    for name in contenders:
-        examples = inputs[name]
-        with use_contender(model, name):
-            gens = generate(
-                model,
-                tokenizer,
-                [prompt_ids(tokenizer, ex) for ex in examples],
-                max_new_tokens=spec.eval.max_new_tokens,
-                batch_size=spec.eval.batch_size,
-                progress=progress,
-                desc=f"generate: {name}",
-                weights_id=weights[name],
-            )
-            losses = None
-            if "loss" in spec.eval.metrics:
-                losses = reference_losses(
-                    model,
-                    tokenizer,
-                    [tokenize_example(tokenizer, ex) for ex in examples],
-                    batch_size=spec.eval.batch_size,
-                    progress=progress,
-                    desc=f"loss: {name}",
-                )
-        row: dict[str, Any] = {
-            "_outputs": [g.text for g in gens],
-            "_stopped": [float(g.stopped) for g in gens],
-        }
-        for metric in bound:
-            row[metric.name] = [
-                metric.score(g.text, ex.answer) for g, ex in zip(gens, examples, strict=True)
-            ]
-        if losses is not None:
-            row["loss"] = losses
-        if "stops" in spec.eval.metrics:
-            row["stops"] = row["_stopped"]
-        scores[name] = row
-    return scores
-
-
-def _mean(values: list[float]) -> float:
-    return math.fsum(values) / len(values) if values else math.nan
-
-
-def _item_records(
-    items: list[Example], contenders: list[str], scores: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    metrics = [m for m in scores[contenders[0]] if not m.startswith("_")]
-    return [
-        {
-            "id": ex.id,
-            "prompt": ex.prompt_text,
-            "reference": ex.answer,
-            "outputs": {c: scores[c]["_outputs"][i] for c in contenders},
-            "scores": {c: {m: scores[c][m][i] for m in metrics} for c in contenders},
-        }
-        for i, ex in enumerate(items)
-    ]
-
-
 # -- warnings and provenance -------------------------------------------------------------------
 
 
@@ -408,7 +308,7 @@ def _warnings(
         warnings.append(
             f"only {len(shots)} few-shot examples available (asked {spec.eval.few_shot})"
         )
-    stop_rate = _mean(scores[ADAPTER]["_stopped"])
+    stop_rate = mean(scores[ADAPTER]["_stopped"])
     if stop_rate < LOW_STOP_RATE:
         warnings.append(
             f"only {stop_rate:.0%} of adapter answers ended with EOS within "

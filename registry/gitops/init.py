@@ -15,6 +15,7 @@ Invariants:
 - The result is one commit on `main`: git and DVC initialised, a local DVC remote (default
   `<DIR>/../<name>-dvc-remote`), `datasets.dvc` tracking an empty `datasets/`, and the JSON
   Schema of the spec generated from the pydantic model (registry.spec.schema.json_schema).
+- git and DVC run through registry.core.git (run_git / try_git, run_dvc), never directly.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from registry import __version__
+from registry.core.git import run_dvc, run_git, try_git
 from registry.errors import InvalidInput, Problem, RegistryError
 
 # resource under resources/init/ -> path in the new repository (resources carry no dot-names,
@@ -99,31 +99,32 @@ def parse_github_repo(url: str) -> str | None:
     return None
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-
-
 def tool_checkout() -> ToolCheckout | None:
     """The checkout holding this very package (an editable install, as `make install` makes)."""
     package = Path(__file__).resolve().parents[1]
-    top = _git(package, "rev-parse", "--show-toplevel")
-    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != package.parent:
+    top = try_git(package, "rev-parse", "--show-toplevel")
+    if top is None or Path(os.fsdecode(top.strip())).resolve() != package.parent:
         return None
     root = package.parent
-    if _git(root, "ls-files", "--error-unmatch", "registry/__init__.py").returncode != 0:
+    if try_git(root, "ls-files", "--error-unmatch", "registry/__init__.py") is None:
         return None  # a package copied into some other repository, not the tool's checkout
-    commit = _git(root, "rev-parse", "HEAD").stdout.strip()
+    commit = _text(try_git(root, "rev-parse", "HEAD")).strip()
     if not COMMIT.match(commit):
         return None
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    origin = _git(root, "remote", "get-url", "origin")
+    status = _text(try_git(root, "status", "--porcelain", "--untracked-files=no"))
+    origin = try_git(root, "remote", "get-url", "origin")
     return ToolCheckout(
         root=root,
         commit=commit,
-        dirty=bool(status.stdout.strip()),
-        on_remote=bool(_git(root, "branch", "-r", "--contains", commit).stdout.strip()),
-        github_repo=parse_github_repo(origin.stdout) if origin.returncode == 0 else None,
+        dirty=bool(status.strip()),
+        on_remote=bool(_text(try_git(root, "branch", "-r", "--contains", commit)).strip()),
+        github_repo=parse_github_repo(_text(origin)) if origin is not None else None,
     )
+
+
+def _text(out: bytes | None) -> str:
+    """git's output as text ("" when it failed)."""
+    return out.decode(errors="replace") if out is not None else ""
 
 
 def _resolve_tool(
@@ -179,9 +180,9 @@ def _version_at(checkout: ToolCheckout | None, ref: str) -> str | None:
         return None
     if ref == checkout.commit:
         return f"v{__version__}"
-    shown = _git(checkout.root, "show", f"{ref}:pyproject.toml")
-    match = re.search(r'^version\s*=\s*"([^"]+)"', shown.stdout, re.M)
-    return f"v{match[1]}" if shown.returncode == 0 and match and TAG.match(match[1]) else None
+    shown = try_git(checkout.root, "show", f"{ref}:pyproject.toml")
+    match = re.search(r'^version\s*=\s*"([^"]+)"', _text(shown), re.M)
+    return f"v{match[1]}" if shown is not None and match and TAG.match(match[1]) else None
 
 
 def _check_destination(dest: Path) -> bool:
@@ -191,7 +192,7 @@ def _check_destination(dest: Path) -> bool:
     entries = sorted(p.name for p in dest.iterdir()) if dest.exists() else []
     if not entries:
         return False
-    if entries == [".git"] and _git(dest, "rev-parse", "--verify", "-q", "HEAD").returncode != 0:
+    if entries == [".git"] and try_git(dest, "rev-parse", "--verify", "-q", "HEAD") is None:
         return True  # `git clone` of an empty GitHub repository: nothing to lose
     shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
     raise InvalidInput(
@@ -213,15 +214,6 @@ def _render(text: str, values: dict[str, str], name: str) -> str:
     if left:  # a template bug, not the user's input
         raise RegistryError(f"template {name}: placeholders left unreplaced: {sorted(set(left))}")
     return text
-
-
-def _run(root: Path, *cmd: str) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        shown = " ".join(cmd[2:] if cmd[0] == sys.executable else cmd)
-        raise RegistryError(f"`{shown}` failed in {root}: {(proc.stderr or proc.stdout).strip()}")
-    return proc.stdout
 
 
 def _remove_created(dest: Path, created_dest: bool, remote: Path, created_remote: bool) -> None:
@@ -260,8 +252,7 @@ def init_repo(
                 )
             ]
         )
-    ident = subprocess.run(["git", "var", "GIT_COMMITTER_IDENT"], capture_output=True, text=True)
-    if ident.returncode != 0:
+    if try_git(Path("."), "var", "GIT_COMMITTER_IDENT") is None:
         raise InvalidInput(
             [
                 Problem(
@@ -288,11 +279,11 @@ def init_repo(
         dest.mkdir(parents=True, exist_ok=True)
         remote.mkdir(parents=True, exist_ok=True)
         if reuse_git:
-            _run(dest, "git", "symbolic-ref", "HEAD", "refs/heads/main")
+            run_git(dest, "symbolic-ref", "HEAD", "refs/heads/main", error=RegistryError)
         else:
-            _run(dest, "git", "init", "-q", "-b", "main")
-        _run(dest, sys.executable, "-m", "dvc", "init", "-q")
-        _run(dest, sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote))
+            run_git(dest, "init", "-q", "-b", "main", error=RegistryError)
+        run_dvc(dest, "init", "-q")
+        run_dvc(dest, "remote", "add", "-d", "local", str(remote))
         templates = resources.files("registry").joinpath("resources/init")
         for source, target in FILES.items():
             path = dest / target
@@ -304,11 +295,11 @@ def init_repo(
         (dest / SCHEMA_PATH).parent.mkdir(parents=True)
         (dest / SCHEMA_PATH).write_text(json.dumps(json_schema(), indent=2) + "\n", "utf-8")
         (dest / "datasets").mkdir()
-        _run(dest, sys.executable, "-m", "dvc", "add", "-q", "datasets")
-        _run(dest, "git", "add", "-A")
+        run_dvc(dest, "add", "-q", "datasets")
+        run_git(dest, "add", "-A", error=RegistryError)
         message = f"Initialise the adapter registry (registry init, {tool_repo}@{tool_ref})"
-        _run(dest, "git", "commit", "-q", "-m", message)
-        commit = _run(dest, "git", "rev-parse", "HEAD").strip()
+        run_git(dest, "commit", "-q", "-m", message, error=RegistryError)
+        commit = run_git(dest, "rev-parse", "HEAD", error=RegistryError).decode().strip()
     except BaseException:
         _remove_created(dest, created_dest, remote, created_remote)
         raise

@@ -14,8 +14,9 @@ Invariants:
 - The spec comes from the package template `resources/init/adapter.yaml`: r=8, a starter gate on
   a metric that fits the answers (JSON -> json_field_f1, short labels -> exact_match, longer
   text -> rouge_l) against the base model and the few-shot prompt baseline, a comment per key.
-- The data ends up tracked by DVC (`dvc add datasets`) and the spec and pointer staged in git;
-  nothing is committed or pushed (that is the user's PR).
+- The data ends up tracked by DVC (`dvc add datasets`) and the spec and pointer staged in git
+  (through registry.core.git's run_dvc / run_git); nothing is committed or pushed (that is the
+  user's PR).
 """
 
 from __future__ import annotations
@@ -23,16 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from registry.core.git import run_dvc, run_git
 from registry.errors import InvalidInput, Problem, RegistryError
 from registry.spec.data import MAX_LINE_BYTES, Example, normalise, parse_examples
 from registry.spec.paths import open_regular
@@ -201,16 +200,6 @@ def _rename(problem: Problem, copied: dict[str, str]) -> Problem:
     return problem
 
 
-def _run(root: Path, *cmd: str) -> None:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RegistryError(
-            f"`{' '.join(cmd[2:] if cmd[0] == sys.executable else cmd)}` failed in {root}: "
-            f"{(proc.stderr or proc.stdout).strip()}"
-        )
-
-
 def new_spec(
     repo: str | Path,
     name: str,
@@ -341,9 +330,9 @@ def new_spec(
         shutil.rmtree(spec_dir, ignore_errors=True)
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    _run(root, sys.executable, "-m", "dvc", "add", "-q", "datasets")
+    run_dvc(root, "add", "-q", "datasets")
     staged = [f"adapters/{name}", "datasets.dvc", ".gitignore"]
-    _run(root, "git", "add", "--", *[p for p in staged if (root / p).exists()])
+    run_git(root, "add", "--", *[p for p in staged if (root / p).exists()], error=RegistryError)
     return Scaffold(
         name=name,
         spec_path=spec_path,

@@ -1,13 +1,15 @@
 """`registry validate`: a spec and its datasets, every problem at once.
 
 Errors (malformed spec, malformed lines, empty texts, train/eval leakage) make the spec invalid;
-warnings (duplicates, examples over max_seq_len, which training drops) inform.
+warnings (duplicates, examples over max_seq_len, which training drops) inform. Bad content never
+raises: it is in the results, whose `to_json()` is the `--json` output (the CLI only dumps it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from registry.errors import InvalidInput, Problem
 from registry.spec.data import (
@@ -23,6 +25,8 @@ from registry.spec.schema import SPEC_FILENAME, Spec, find_specs, load_spec
 
 @dataclass
 class SpecValidation:
+    """One spec's findings: its problems (errors and warnings), token stats per split."""
+
     path: Path
     spec: Spec | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -40,6 +44,18 @@ class SpecValidation:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as `registry validate --json` prints it (one list entry per spec).
+
+        Token lengths per example are left out (`lengths: null`): the summary stats say it.
+        """
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "problems": [dict(vars(p)) for p in self.problems],
+            "stats": {k: {**vars(v), "lengths": None} for k, v in self.stats.items()},
+        }
 
 
 def spec_paths(paths: list[Path] | None, root: Path = Path(".")) -> list[Path]:

@@ -22,7 +22,8 @@ import pytest
 
 from registry.errors import InvalidInput
 from registry.evaluate.generate import generate, reference_losses
-from registry.evaluate.report import MARKER, md
+from registry.evaluate.markdown import md
+from registry.evaluate.report_md import MARKER
 from registry.evaluate.run import _with_shots, evaluate
 from registry.spec.data import load_examples, prompt_ids, tokenize_example
 from registry.spec.schema import load_spec
