@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from registry.core.git import run_git, try_git
+from registry.core.git import run_dvc, run_git, try_git
 from registry.errors import RegistryError
 from registry.spec.loader import load_light
 
@@ -84,23 +82,14 @@ def checkout(root: Path, commit: str) -> Iterator[Path]:
     _git(root, "worktree", "add", "--detach", "-q", str(tree), commit)
     try:
         if (tree / "datasets.dvc").exists():
-            cache = (root / ".dvc" / "cache").resolve()
-            dvc = [sys.executable, "-m", "dvc"]
-            subprocess.run(
-                [*dvc, "cache", "dir", "--local", str(cache)],
-                cwd=tree,
-                check=True,
-                capture_output=True,
-            )
-            proc = subprocess.run(
-                [*dvc, "checkout", "-q"], cwd=tree, capture_output=True, text=True
-            )
-            if proc.returncode != 0:
-                proc = subprocess.run(
-                    [*dvc, "pull", "-q"], cwd=tree, capture_output=True, text=True
-                )
-            if proc.returncode != 0:
-                raise RegistryError(f"cannot restore data of {commit[:12]}: {proc.stderr.strip()}")
+            run_dvc(tree, "cache", "dir", "--local", str((root / ".dvc" / "cache").resolve()))
+            try:
+                run_dvc(tree, "checkout", "-q")
+            except RegistryError:
+                try:  # not in root's cache: the remote may have it
+                    run_dvc(tree, "pull", "-q")
+                except RegistryError as exc:
+                    raise RegistryError(f"cannot restore data of {commit[:12]}: {exc}") from None
         yield tree
     finally:
         try_git(root, "worktree", "remove", "--force", str(tree))

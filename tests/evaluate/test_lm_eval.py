@@ -305,3 +305,17 @@ def test_spec_entries_name_exactly_one_source_and_gate_rules_use_the_lm_eval_nam
         with pytest.raises(InvalidInput) as exc:
             parse_spec(SPEC_HEAD + f"  regression: {regression}\n  gate: {gate}\n")
         assert message in str(exc.value), (regression, str(exc.value))
+
+
+def test_evaluate_refuses_before_loading_anything_when_lm_eval_is_missing(
+    toy_repo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # The adapter folder does not even exist: an error about lm-eval (not about the folder, and
+    # not after minutes of generation) shows the check runs first.
+    write_task(toy_repo)
+    monkeypatch.setitem(sys.modules, "lm_eval", None)
+    with pytest.raises(InvalidInput) as exc:
+        evaluate(task_spec(toy_repo), tmp_path / "no-such-adapter", progress=False)
+    [problem] = exc.value.problems
+    assert problem.field == "eval.regression.0" and "needs lm-evaluation-harness" in problem.message
+    assert exc.value.exit_code == 2
