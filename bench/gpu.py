@@ -7,10 +7,16 @@ plan's estimate next to it (registry.train.memory), model FLOP utilisation, TRL 
 the same settings when trl is installed, and batched generation tokens/s. Writes
 bench/results-gpu.md naming the GPU.
 
-On CPU (no CUDA) it is a smoke test: the 1B shape cut to --layers layers, a couple of steps at a
-tiny sequence length, LoRA only; numbers are printed, not meaningful.
+On CPU (no CUDA) it is a smoke test: the 1B shape cut to --layers layers, a couple of steps at
+a tiny sequence length, LoRA only; numbers are printed, not meaningful.
+
+`--fsdp N` adds LoRA rows trained sharded over N processes (FSDP2 through torchrun, as
+`training.distributed: fsdp` trains; registry/train/fsdp.py): on N GPUs where there are that
+many, else on the CPU with gloo (a smoke run). Each rank trains its own batch: tokens/s is the
+sum over ranks, peak memory rank 0's.
 
     python bench/gpu.py                 # on a GPU runner
+    python bench/gpu.py --fsdp 8        # ... with 8 GPUs: also sharded over 8
     python bench/gpu.py --layers 2 --seq 16 --steps 2 --out /tmp/r.md   # CPU smoke
 """
 
@@ -18,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,10 +125,11 @@ def _free(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def train_ours(model, batch: int, seq: int, steps: int, device: str) -> dict:
-    """Timed steps of our loss head + AdamW after one warm-up step; peak = allocator max."""
+def train_ours(model, batch: int, seq: int, steps: int, device: str, loss_fn=None) -> dict:
+    """Timed steps of our loss head (or `loss_fn`, e.g. a sharded one) + AdamW after one
+    warm-up step; peak = allocator max."""
     model.train()
-    loss_fn = CausalLMLoss(model)
+    loss_fn = loss_fn or CausalLMLoss(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     vocab = model.get_base_model().config.vocab_size
     gen = torch.Generator().manual_seed(0)
@@ -139,7 +149,7 @@ def train_ours(model, batch: int, seq: int, steps: int, device: str) -> dict:
     losses += [step() for _ in range(steps)]
     _sync(device)
     elapsed = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
     return {"tok_s": batch * seq * steps / elapsed, "peak": peak, "losses": losses}
 
 
@@ -186,7 +196,7 @@ def generate_tok_s(model, device: str, batch: int = 16, prompt: int = 64, new: i
 
 
 def _sync(device: str) -> None:
-    if device == "cuda":
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
 
 
@@ -201,6 +211,56 @@ def mfu(tok_s: float, spec, config, peak_flops: float | None) -> float | None:
     return tok_s * flops / peak_flops
 
 
+def fsdp_rank(args) -> None:
+    """One torchrun rank of the `--fsdp` rows: each model's LoRA, loaded on the CPU and sharded
+    onto this rank's device unit by unit; rank 0 writes the rows to $BENCH_FSDP_OUT."""
+    from registry.train import distributed, fsdp
+
+    d = distributed.setup()
+    cuda = torch.cuda.is_available()
+    device = f"cuda:{d.local_rank}" if cuda else "cpu"
+    dtype = torch.bfloat16 if cuda else torch.float32
+    rows = []
+    for ref in args.models.split(","):
+        ckpt = cuda and "8b" in ref
+        spec = spec_for(ref, "lora", args.batch, args.seq, ckpt)
+        model = peft_wrap(random_llama(ref, "cpu", dtype, args.layers), spec, ckpt)
+        head = CausalLMLoss(model)
+        fsdp.shard(d, head, model, device)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        ours = train_ours(model, args.batch, args.seq, args.steps, device, loss_fn=head)
+        (tok_s,) = distributed.sum_all(d, [ours["tok_s"]], device)
+        plan = estimate(spec, model.get_base_model().config, device="cuda" if cuda else "cpu",
+                        gradient_checkpointing=ckpt, world_size=d.world_size, sharded=True)  # fmt: skip
+        rows.append({
+            "model": ref + (f" ({args.layers} layers)" if args.layers else ""),
+            "method": f"lora fsdp x{d.world_size}", "ckpt": ckpt, "tok_s": tok_s,
+            "peak": ours["peak"], "plan": plan.total - plan.overhead, "mfu": None,
+        })  # fmt: skip
+        del model, head
+        _free("cuda" if cuda else "cpu")
+    if d.is_main:
+        Path(os.environ["BENCH_FSDP_OUT"]).write_text(json.dumps(rows))
+    distributed.shutdown()
+
+
+def fsdp_rows(args, cuda: bool, notes: list[str]) -> list[dict]:
+    """The `--fsdp N` rows, from N torchrun ranks (N GPUs, or CPU ranks where there are none)."""
+    if cuda and torch.cuda.device_count() < args.fsdp:
+        notes.append(f"fsdp x{args.fsdp}: skipped ({torch.cuda.device_count()} GPUs)")
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.json"
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={args.fsdp}", str(Path(__file__).resolve()), *sys.argv[1:]]  # fmt: skip
+        proc = subprocess.run(cmd, env={**os.environ, "BENCH_FSDP_OUT": str(out)})
+        if proc.returncode != 0 or not out.exists():
+            notes.append(f"fsdp x{args.fsdp}: failed (exit {proc.returncode}; see its output)")
+            return []
+        return json.loads(out.read_text())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="builtin:random-llama-1b,builtin:random-llama-8b")
@@ -210,7 +270,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--budget-s", type=float, default=450, help="skip cases after this")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-gpu.md")
+    parser.add_argument("--fsdp", type=int, default=0, help="also LoRA sharded over N ranks")
     args = parser.parse_args()
+    if "BENCH_FSDP_OUT" in os.environ and "RANK" in os.environ:  # a rank of the --fsdp rows
+        fsdp_rank(args)
+        return 0
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     name = torch.cuda.get_device_name(0) if cuda else "CPU (smoke run, no CUDA)"
@@ -256,6 +320,10 @@ def main() -> int:
             print(row, flush=True)
             rows.append(row)
             del model, base
+    if args.fsdp > 1:
+        for row in fsdp_rows(args, cuda, notes):
+            print(row, flush=True)
+            rows.append(row)
     args.out.write_text(report(name, args, rows, notes))
     print(f"wrote {args.out}")
     return 0 if rows else 1

@@ -43,7 +43,8 @@ def train(name, out, dry_run, gpu_memory, **options):
     if dry_run:
         from registry.train.memory import dry_run as plan_memory
 
-        _, lines, check = plan_memory(spec, gpu_memory, options.get("base_model"))
+        nproc = options.get("nproc") or 1
+        _, lines, check = plan_memory(spec, gpu_memory, options.get("base_model"), nproc=nproc)
         click.echo("\n".join(lines))
         check()  # a plan that does not fit: exit 2 with a hint
         return

@@ -35,7 +35,11 @@ RECIPE_VERSION = 3
 NOT_WEIGHTS = ("version", "description", "eval", "publish")
 _DATA_PATHS = ("data.train", "data.eval")  # where files live: their content is hashed instead
 # How a run computes, never what: the same weights up to float rounding, so left out.
-RUNTIME_KEYS = ("training.gradient_checkpointing", "training.attn_implementation")
+RUNTIME_KEYS = (
+    "training.gradient_checkpointing",
+    "training.attn_implementation",
+    "training.distributed",
+)
 # The weight-relevant keys fingerprints carried at recipe 2, written whenever set (not None),
 # default or not. Frozen: never add to it (a new key is left out at its default instead).
 RECIPE2_KEYS = frozenset(

@@ -124,7 +124,7 @@ class DataConfig(_Strict):
 
 class TrainingConfig(_Strict):
     """The training recipe. Everything here but the runtime keys (gradient_checkpointing,
-    attn_implementation) is part of the fingerprint."""
+    attn_implementation, distributed) is part of the fingerprint."""
 
     epochs: float | None = Field(None, gt=0, le=1000)
     max_steps: int | None = Field(None, ge=1)
@@ -146,7 +146,7 @@ class TrainingConfig(_Strict):
     )
     save_every: int | None = Field(None, ge=1, description="checkpoint every N steps")
     early_stopping_patience: int | None = Field(None, ge=1)
-    # How the run computes, not what it computes: neither key is in the fingerprint
+    # How the run computes, not what it computes: none of these keys is in the fingerprint
     # (registry.spec.fingerprint.RUNTIME_KEYS).
     gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto",
@@ -157,6 +157,12 @@ class TrainingConfig(_Strict):
         "sdpa",
         description="attention kernel (flash_attention_2 needs the flash-attn package and a "
         "CUDA GPU); not fingerprinted",
+    )
+    distributed: Literal["auto", "ddp", "fsdp"] = Field(
+        "auto",
+        description="with `registry train --nproc N`: ddp replicates the base on every device, "
+        "fsdp shards it (FSDP2; for bases that do not fit one device); auto: ddp unless the "
+        "memory plan says the replicated model does not fit, then fsdp; not fingerprinted",
     )
 
     @model_validator(mode="after")

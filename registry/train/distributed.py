@@ -2,7 +2,8 @@
 
 Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK in the environment) every rank runs the same
 `train()`; each takes a strided shard of every global batch and gradients are all-reduced by
-DistributedDataParallel, so the effective batch equals the single-process one. Only rank 0
+DistributedDataParallel (`wrap`), or reduce-scattered by FSDP2 when the base is sharded
+(registry/train/fsdp.py), so the effective batch equals the single-process one. Only rank 0
 writes checkpoints and outputs. Starting such a run is registry/train/launch.py (the parent
 side, `registry train --nproc N`) and registry/train/worker.py (each rank's entry point).
 With one process every function here is a no-op.
@@ -10,6 +11,7 @@ With one process every function here is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +62,15 @@ def sum_all(d: Dist, values: list[float], device: str = "cpu") -> list[float]:
     return t.tolist()
 
 
+def max_all(d: Dist, value: int, device: str = "cpu") -> int:
+    """The largest of every rank's `value`."""
+    if not d.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def broadcast(d: Dist, value: Any) -> Any:
     """Rank 0's value, on every rank (decisions such as 'cache hit' must agree everywhere)."""
     if not d.enabled:
@@ -104,3 +115,14 @@ def wrap(d: Dist, module: torch.nn.Module, device: str) -> torch.nn.Module:
     DDP._set_params_and_buffers_to_ignore_for_model(module, frozen)
     ids = [d.local_rank] if device.startswith("cuda") else None
     return DDP(module, device_ids=ids, broadcast_buffers=False)
+
+
+def gradient_sync(net: torch.nn.Module, last_micro: bool) -> contextlib.AbstractContextManager:
+    """Around one micro-batch's backward: gradients cross the ranks on the step's last one
+    only (DDP: `no_sync` on the others; FSDP: reduce-scatter off on the others)."""
+    if hasattr(net, "set_requires_gradient_sync"):  # an FSDP2 module
+        net.set_requires_gradient_sync(last_micro)
+        return contextlib.nullcontext()
+    if last_micro or not hasattr(net, "no_sync"):
+        return contextlib.nullcontext()
+    return net.no_sync()

@@ -1,8 +1,11 @@
-"""`registry train --nproc N`: start N data-parallel ranks through torchrun, and wait.
+"""`registry train --nproc N`: start N data-parallel ranks on this machine through torchrun,
+and wait.
 
 Each rank runs registry/train/worker.py with the spec (as JSON in a temporary file, so the
-ranks train exactly what this process loaded) and the same TrainOptions (one process each).
+ranks train exactly what this process loaded) and the same TrainOptions (one process each);
+the ranks replicate (DDP) or shard (FSDP) the base as `training.distributed` resolves.
 Rank 0 fills the artifact cache; the caller then delivers from it like any cache hit.
+Several machines: one torchrun per node with a rendezvous (the worker's docstring has the line).
 No torch import here: torchrun is a separate process.
 """
 

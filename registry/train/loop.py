@@ -2,13 +2,17 @@
 
 One step = one global batch (`batch_size * grad_accum` examples, the same whatever the process
 count): each rank takes its strided share, packed into micro-batches; the loss is the mean over
-every trained token of the global batch; gradients are all-reduced once, on the last
-micro-batch. Everything a resumed run needs beyond the weights, optimizer, scheduler and RNG is
-`LoopState` (a checkpoint's state.json); the data position is a pure function of the step.
+every trained token of the global batch; gradients cross the ranks once, on the last
+micro-batch (DDP all-reduce, or FSDP reduce-scatter: `training.distributed`). Under FSDP every
+rank runs the same number of micro-batches (padding with zero-weight ones), as each pass
+gathers the sharded layers collectively. fp16 (CUDA GPUs without bf16) scales the loss
+(torch.amp.GradScaler) and skips a step whose gradients overflow; bf16 and fp32 need no scaler.
+Everything a resumed run needs beyond the weights, optimizer, scheduler and RNG is `LoopState`
+(a checkpoint's state.json); the data position is a pure function of the step.
 
 Setup lives beside the loop: the model (model.py), batching (batching.py), frozen-prefix states
 (prefix.py), validation (validation.py), checkpoints (checkpoint.py), the finished folder
-(output.py), process groups (distributed.py).
+(output.py), process groups (distributed.py), sharding (fsdp.py).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from registry.core.cache import cache_dir
 from registry.errors import InvalidInput
 from registry.spec.base_model import default_device, default_dtype, load_tokenizer
 from registry.spec.schema import TrainingConfig
-from registry.train import batching, checkpoint, distributed, prefix
+from registry.train import batching, checkpoint, distributed, fsdp, prefix
 from registry.train.distributed import Dist
 from registry.train.loss import CausalLMLoss, lr_factor
 from registry.train.model import Trainable, build_model, quiet_transformers
@@ -52,6 +56,8 @@ class LoopState:
     resumed_from: int | None = None
     base_val: float | None = None  # the base model's validation loss
     data_position: int = 0  # examples consumed; informative only (the order is per step)
+    grad_scaler: dict[str, Any] | None = None  # fp16's loss scale and its growth counter
+    skipped_steps: int = 0  # fp16 steps skipped for overflowing gradients
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,14 +118,22 @@ def fit(
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     checkpoint.seed_everything(t.seed)
+    strategy = fsdp.choose(d, spec, p.base.path, device)  # None | "ddp" | "fsdp"
+    sharded = strategy == "fsdp"
     with quiet_transformers(not progress):
         tokenizer = load_tokenizer(p.base)
         train_ex, val_ex, truncated = batching.tokenize_splits(spec, tokenizer)
-        model = build_model(spec, p.base, device, dtype)
+        model = build_model(spec, p.base, device, dtype, shards=d.world_size if sharded else 1,
+                            load_on=fsdp.load_device(strategy, spec.method, device))  # fmt: skip
     sched = Schedule.of(t, len(train_ex), len(val_ex), d.world_size)
     head = CausalLMLoss(model)
-    ddp = distributed.wrap(d, head, device)
+    if sharded:
+        fsdp.shard(d, head, model, device)
+        net = head
+    else:
+        net = distributed.wrap(d, head, device)
     trainable = Trainable(model)
+    scaler = fsdp.grad_scaler(device, dtype, sharded)
     optimizer = torch.optim.AdamW(trainable.params, lr=t.learning_rate, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, sched.total, sched.warmup, t.scheduler)
@@ -137,7 +151,7 @@ def fit(
     train_states = frozen.train if frozen else None
     val_batches = batching.micro_batches(val_ex, list(range(len(val_ex))), **batch_args,
                                          states=frozen.val if frozen else None)  # fmt: skip
-    val = Validation(head, model, val_batches, d, device, dtype, base_id)
+    val = Validation(head, model, val_batches, d, device, dtype, base_id, lockstep=sharded)
 
     # -- start, or resume where the last complete checkpoint left off --------------------------
     state, best = LoopState(), None
@@ -145,11 +159,13 @@ def fit(
     if last is not None:
         ck = checkpoint.load(last)
         trainable.restore(ck.weights)
-        optimizer.load_state_dict(ck.optimizer)
+        fsdp.load_optimizer_state(model, optimizer, ck.optimizer, trainable.names, sharded)
         scheduler.load_state_dict(ck.scheduler)
         checkpoint.set_rng_state(ck.rng[d.rank % len(ck.rng)])
         state, best = LoopState.from_json(ck.state), ck.best_weights
         state.resumed_from = ck.step
+        if scaler is not None and state.grad_scaler:
+            scaler.load_state_dict(state.grad_scaler)
     elif resume:
         raise InvalidInput(f"nothing to resume: no checkpoint in {work}", file="--resume")
     else:
@@ -166,20 +182,22 @@ def fit(
             train_ex, batching.shard(ids, d.rank, d.world_size), **batch_args, states=train_states
         )
         # The loss is the mean over every trained token of the global batch, whatever the
-        # packing, accumulation or process count; DDP averages gradients, hence * world_size.
+        # packing, accumulation or process count; DDP and FSDP average gradients over the
+        # ranks, hence * world_size.
         (n_targets,) = distributed.sum_all(d, [sum(b.n_targets for b in batches)])
         scale = d.world_size / max(n_targets, 1)
+        passes = [(b, scale) for b in batches]
+        if sharded:  # lockstep: as many passes as the rank with the most micro-batches
+            passes += [(batches[0], 0.0)] * (distributed.max_all(d, len(batches)) - len(batches))
         loss_sum = 0.0
-        for k, b in enumerate(batches):
-            # each rank all-reduces gradients once per step: on its last micro-batch
-            last_micro = k == len(batches) - 1
-            with contextlib.nullcontext() if last_micro or not d.enabled else ddp.no_sync():
-                loss = ddp(*b.tensors(device))
-                (loss * scale).backward()
-            loss_sum += loss.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable.params, t.max_grad_norm).item()
+        for k, (b, weight) in enumerate(passes):
+            # each rank syncs gradients once per step: on its last micro-batch
+            with distributed.gradient_sync(net, last_micro=k == len(passes) - 1):
+                loss = net(*b.tensors(device))
+                backward(loss * weight, scaler)
+            loss_sum += loss.item() if weight else 0.0
         lr = scheduler.get_last_lr()[0]
-        optimizer.step()
+        grad_norm = optimizer_step(trainable.params, optimizer, scaler, t.max_grad_norm)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -193,6 +211,11 @@ def fit(
         state.train_time += dt
         entry = {"step": step + 1, "loss": loss_sum / max(n_targets, 1), "lr": lr,
                  "grad_norm": grad_norm, "tokens": int(tokens), "tokens_per_s": tokens / dt}  # fmt: skip
+        if grad_norm is None:  # fp16 overflow: the scaler skipped this update
+            state.skipped_steps += 1
+            entry["skipped"] = True
+        if scaler is not None:
+            state.grad_scaler = scaler.state_dict()
         done = step + 1 == sched.total
         if (step + 1) % sched.eval_every == 0 or done:
             entry["val_loss"] = v = val.loss()
@@ -206,13 +229,16 @@ def fit(
             break
         if (step + 1) % sched.save_every == 0 and not done:
             rngs = distributed.gather(d, checkpoint.rng_state())
+            # whole tensors: under FSDP gathering them is a collective, so every rank takes part
+            weights = trainable.snapshot() if d.is_main or sharded else None
+            optim = fsdp.optimizer_state(model, optimizer) if sharded else optimizer.state_dict()
             if d.is_main:
                 saved = LoopState(**{**state.to_json(),
                                      "wall": state.wall + time.perf_counter() - wall_start,
                                      "data_position": (step + 1) * sched.global_batch})  # fmt: skip
-                checkpoint.save(work, step + 1, weights=trainable.snapshot(), best_weights=best,
-                                rng=rngs, optimizer=optimizer.state_dict(),
-                                scheduler=scheduler.state_dict(), state=saved.to_json())  # fmt: skip
+                checkpoint.save(work, step + 1, weights=weights, best_weights=best, rng=rngs,
+                                optimizer=optim, scheduler=scheduler.state_dict(),
+                                state=saved.to_json())  # fmt: skip
     bar.close()
     bypass.close()
 
@@ -221,6 +247,8 @@ def fit(
     if t.early_stopping_patience and best is not None:
         trainable.restore(best)  # deliver the best adapter, not the last one
         final_val, adapter_step = state.best_val, state.best_step
+    # FSDP: the adapter's whole tensors, gathered on every rank, for rank 0 to save
+    adapter_state = trainable.snapshot() if sharded else None
     if not d.is_main:
         return
     trainable_n, total_params = model.get_nb_trainable_parameters()
@@ -245,6 +273,8 @@ def fit(
         "val_examples": len(val_ex),
         "truncated_examples": truncated,
         "world_size": d.world_size,
+        "distributed": strategy,  # None (one process), "ddp" or "fsdp"
+        "skipped_steps": state.skipped_steps,  # fp16 overflows (0 without fp16)
         "frozen_prefix_layers": frozen.k if frozen else 0,  # computed once, not every step
         "frozen_prefix_cached": bool(frozen and frozen.cached),
         "resumed_from_step": state.resumed_from,
@@ -252,8 +282,36 @@ def fit(
         "dtype": str(dtype).removeprefix("torch."),
     }
     write_adapter(artifact, model, model_id=p.base.model_id, revision=p.base.revision,
-                  log=state.log, provenance=p.provenance(metrics))  # fmt: skip
+                  log=state.log, provenance=p.provenance(metrics),
+                  state_dict=adapter_state)  # fmt: skip
     checkpoint.discard(work)
+
+
+def backward(loss: torch.Tensor, scaler: Any) -> None:
+    """Backpropagate `loss`, scaled first where fp16 needs it (`scaler`, else None)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def optimizer_step(
+    params: list[torch.Tensor], optimizer: torch.optim.Optimizer, scaler: Any, max_norm: float
+) -> float | None:
+    """Clip and step: the gradient norm before clipping, or None where the scaler found an
+    inf or nan in the (scaled) gradients and skipped the update (fp16 only).
+
+    With a scaler the gradients are unscaled before clipping, so `max_norm` bounds the true
+    gradient, and the scale backs off after an overflow and grows after a run of clean steps.
+    """
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    grad_norm = float(fsdp.full(norm))
+    if scaler is None:
+        optimizer.step()
+        return grad_norm
+    before = scaler.get_scale()
+    scaler.step(optimizer)  # skips the update when unscale_ found an inf or nan
+    scaler.update()
+    return None if scaler.get_scale() < before else grad_norm
 
 
 def _tail_mean(log: list[dict[str, Any]]) -> float:

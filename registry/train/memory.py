@@ -12,6 +12,14 @@ Invariants:
   layer's input per layer plus one recomputed layer with gradient checkpointing), and the
   logits over every position (the loss head projects only trained positions; all of them is the
   worst case, with packing and full-sequence loss).
+- Data parallel: with DDP every rank holds the whole base (the plan of one process); with FSDP
+  (`training.distributed: fsdp`, registry/train/fsdp.py) the base and the adapter's state are
+  sharded over the ranks, and a rank also holds the units gathered for compute (one unit and
+  the next, prefetched: layers, an untied embedding or head; a tied embedding stays gathered
+  through the step). 4-bit
+  linears are never sharded (FSDP2 cannot shard bitsandbytes' Params4bit): they stay replicated.
+  `choose_strategy` is what `training.distributed: auto` picks: ddp unless the replicated
+  plan exceeds the device, then fsdp.
 - The random builtins (`builtin:random-llama-1b`, `builtin:random-llama-8b`) are defined here by
   their config only (the public Llama 3.2 1B / 3.1 8B shapes), so a plan for them needs no
   download and no weights.
@@ -76,6 +84,8 @@ class MemoryPlan:
     gradient_checkpointing: bool
     trainable_params: int
     base_params: int
+    world_size: int = 1  # ranks the plan is for
+    sharded: bool = False  # FSDP: weights and adapter state divided over world_size
 
     @property
     def total(self) -> float:
@@ -86,8 +96,9 @@ class MemoryPlan:
             return f"{x / GIB:8.2f} GiB"
 
         ckpt = "on" if self.gradient_checkpointing else "off"
+        share = f", fsdp-sharded over {self.world_size}" if self.sharded else ""
         out = [
-            f"  weights             {g(self.weights)}  ({self.base_params / 1e9:.2f}B params)",
+            f"  weights             {g(self.weights)}  ({self.base_params / 1e9:.2f}B params{share})",
             f"  adapter + AdamW     {g(self.adapter)}  ({self.trainable_params / 1e6:.2f}M trainable)",
             f"  activations         {g(self.activations)}  (checkpointing {ckpt}; "
             f"off {self.activations_without_checkpointing / GIB:.2f}, "
@@ -134,8 +145,11 @@ def estimate(
     *,
     device: str,
     gradient_checkpointing: bool | None = None,
+    world_size: int = 1,
+    sharded: bool = False,
 ) -> MemoryPlan:
-    """The plan for `spec` on a model of `config`, on `device` ("cpu" or "cuda...")."""
+    """The plan for one rank of `spec` on a model of `config`, on `device` ("cpu" or "cuda...");
+    `sharded`: FSDP over `world_size` ranks (otherwise every rank holds everything, as DDP)."""
     cuda = device.startswith("cuda")
     wbytes = 2 if cuda else 4  # bf16/fp16 on CUDA, fp32 on CPU (registry.spec.base_model)
     h, i, n_layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
@@ -152,9 +166,23 @@ def estimate(
 
     if spec.method == "qlora":
         # Linear layers in NF4; prepare_model_for_kbit_training upcasts the rest to fp32.
-        weights = n_layers * layer_linear * _NF4_BYTES + (embed * (1 if tied else 2) + norms) * 4
+        linear_bytes, rest_bytes = n_layers * layer_linear * _NF4_BYTES, 4
+        layer_bytes = 2 * h * 4  # what FSDP shards of a layer: its norms (the NF4 linears stay)
     else:
-        weights = base_params * wbytes
+        linear_bytes, rest_bytes = 0.0, wbytes
+        layer_bytes = (layer_linear + 2 * h) * wbytes
+    shardable = (base_params - (n_layers * layer_linear if linear_bytes else 0)) * rest_bytes
+    sharded = sharded and world_size > 1
+    if sharded:
+        # Shards, plus the units gathered for compute: the current one and the prefetched
+        # next (two layers, or the untied embedding or head next to a layer); a tied
+        # embedding sits in the root unit, which stays gathered through forward and backward.
+        embed_bytes = embed * rest_bytes
+        pair = max(2 * layer_bytes, layer_bytes + (0 if tied else embed_bytes))
+        gathered = pair + (embed_bytes if tied else 0)
+        weights = linear_bytes + shardable / world_size + gathered
+    else:
+        weights = linear_bytes + shardable
 
     targets = _targets(spec.lora.target_modules, config)
     layers = len(spec.lora.layers_to_transform) if spec.lora.layers_to_transform else n_layers
@@ -164,6 +192,8 @@ def estimate(
         per_layer_lora += sum(b for _, b in targets.values())
     trainable = layers * per_layer_lora
     adapter = trainable * (4 + 4 + 8)  # fp32 weights, grads, AdamW exp_avg + exp_avg_sq
+    if sharded:  # sharded weights, grads and moments; the unsharded grads while accumulating
+        adapter = trainable * (4 + 16 / world_size)
 
     t = spec.training
     tokens = t.batch_size * t.max_seq_len
@@ -197,16 +227,51 @@ def estimate(
         gradient_checkpointing=bool(gradient_checkpointing),
         trainable_params=int(trainable),
         base_params=int(base_params),
+        world_size=world_size,
+        sharded=sharded,
     )
 
 
-def check_fits(spec: Any, plan: MemoryPlan, device_bytes: float, where: str) -> None:
-    """Raise InvalidInput (exit 2) with a hint when the plan exceeds `device_bytes`."""
+def choose_strategy(spec: Any, replicated: MemoryPlan, capacity: float | None) -> tuple[str, str]:
+    """("ddp" | "fsdp", why): what `training.distributed` means for a multi-process run, given
+    the plan of one replicated rank and one device's bytes (None: unknown, so ddp)."""
+    chosen = spec.training.distributed
+    if chosen != "auto":
+        return chosen, "training.distributed"
+    if capacity is None or replicated.total <= capacity:
+        return "ddp", "auto: the replicated model fits one device"
+    return "fsdp", (
+        f"auto: the replicated model needs {replicated.total / GIB:.2f} GiB > "
+        f"{capacity / GIB:.2f} GiB per device"
+    )
+
+
+def fsdp_hint(spec: Any, config: Any, device: str, capacity: float) -> str:
+    """The FSDP suggestion for a replicated plan that does not fit: the fewest processes
+    (2, 4 or 8) whose sharded plan fits, or the 8-process figure."""
+    for n in (2, 4, 8):
+        plan = estimate(spec, config, device=device, world_size=n, sharded=True)
+        if plan.total <= capacity or n == 8:
+            verdict = "fits" if plan.total <= capacity else "still too big"
+            return (
+                f"training.distributed: fsdp with --nproc {n} "
+                f"({plan.total / GIB:.2f} GiB per device, {verdict})"
+            )
+    raise AssertionError("unreachable")
+
+
+def check_fits(
+    spec: Any, plan: MemoryPlan, device_bytes: float, where: str, fsdp: str | None = None
+) -> None:
+    """Raise InvalidInput (exit 2) with a hint when the plan exceeds `device_bytes` (`fsdp`:
+    the sharding suggestion, for a replicated plan)."""
     if plan.total <= device_bytes:
         return
     hints = []
     if spec.method != "qlora":
         hints.append("method: qlora (4-bit base weights)")
+    if fsdp is not None and not plan.sharded:
+        hints.append(fsdp)
     if not plan.gradient_checkpointing:
         hints.append("training.gradient_checkpointing: true")
     hints.append("a smaller training.batch_size (with grad_accum) or training.max_seq_len")
@@ -248,10 +313,14 @@ def device_memory(gpu_memory_gb: float | None) -> tuple[str, float | None, str]:
 
 
 def dry_run(
-    spec: Any, gpu_memory_gb: float | None = None, base_model: str | None = None
+    spec: Any,
+    gpu_memory_gb: float | None = None,
+    base_model: str | None = None,
+    nproc: int = 1,
 ) -> tuple[MemoryPlan, list[str], Callable[[], None]]:
-    """The plan for `spec` (on `base_model` if given), its report, and the check to run after
-    printing it (raises InvalidInput, exit 2, when the plan does not fit)."""
+    """The plan for one rank of `spec` (on `base_model` if given; over `nproc` processes, as
+    `training.distributed` resolves), its report, and the check to run after printing it
+    (raises InvalidInput, exit 2, when the plan does not fit)."""
     if base_model is not None:
         from pydantic import ValidationError
 
@@ -264,13 +333,31 @@ def dry_run(
             ]
             raise InvalidInput(problems) from None
     device, capacity, where = device_memory(gpu_memory_gb)
-    plan = estimate(spec, model_config(spec.base_model), device=device)
+    if device == "cpu" and capacity is not None and nproc > 1:  # ranks share the host
+        capacity, where = capacity / nproc, f"host memory / {nproc} processes"
+    config = model_config(spec.base_model)
+    plan = replicated = estimate(spec, config, device=device, world_size=nproc)
+    strategy, why = choose_strategy(spec, replicated, capacity)
+    if nproc > 1 and strategy == "fsdp":
+        plan = estimate(spec, config, device=device, world_size=nproc, sharded=True)
     t = spec.training
+    runs = f"{nproc} processes" if nproc > 1 else "one process"
     lines = [
         f"{spec.name} {spec.version}: {spec.method} on {spec.base_model}, {device}, "
-        f"batch {t.batch_size} x seq {t.max_seq_len}",
+        f"batch {t.batch_size} x seq {t.max_seq_len}, {runs}",
         *plan.lines(capacity),
     ]
+    if nproc > 1:
+        lines.append(f"  distributed: {strategy} ({why})")
+    else:
+        lines.append(f"  distributed: with --nproc N > 1, {strategy} ({why})")
     if capacity is not None and plan.total <= capacity:
         lines.append(f"fits: {plan.total / capacity:.0%} of {where}")
-    return plan, lines, (lambda: check_fits(spec, plan, capacity, where) if capacity else None)
+    # sharding helps where each rank has its own memory (GPUs), not ranks sharing one host
+    hint = fsdp_hint(spec, config, device, capacity) if capacity and device == "cuda" else None
+
+    def check() -> None:
+        if capacity:
+            check_fits(spec, plan, capacity, where, hint)
+
+    return plan, lines, check

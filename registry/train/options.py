@@ -39,7 +39,12 @@ class TrainOptions:
     resume: bool = field(
         default=False, metadata=_flag("--resume", "Continue from the last complete checkpoint.")
     )
-    nproc: int = field(default=1, metadata=_flag("--nproc", "DDP processes (torchrun).", int))
+    nproc: int = field(
+        default=1,
+        metadata=_flag(
+            "--nproc", "Data-parallel processes (torchrun; DDP or FSDP: training.distributed).", int
+        ),
+    )
     progress: bool = field(
         default=True, metadata=_flag("--quiet", "No progress bar.", inverted=True)
     )

@@ -36,8 +36,12 @@ def write_adapter(
     revision: str,
     log: list[dict[str, Any]],
     provenance: Provenance,
+    state_dict: dict[str, Any] | None = None,
 ) -> None:
-    """Write the PEFT folder, log, plot and registry.json into `target` in one rename."""
+    """Write the PEFT folder, log, plot and registry.json into `target` in one rename.
+
+    `state_dict`: the adapter's whole tensors by parameter name, where the model holds only
+    shards of them (FSDP, gathered on every rank beforehand); PEFT saves from it."""
     with atomic_dir(target, durable=True) as tmp:
         config = model.peft_config["default"]
         config.base_model_name_or_path = model_id
@@ -47,7 +51,9 @@ def write_adapter(
         config.revision = revision
         # save_embedding_layers=False: the vocabulary is never resized, and "auto" would look
         # the base model up on the Hub (a network call) to find that out.
-        model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        model.save_pretrained(
+            tmp, safe_serialization=True, save_embedding_layers=False, state_dict=state_dict
+        )
         (tmp / "README.md").unlink(missing_ok=True)  # publish writes the model card
         (tmp / TRAINING_LOG).write_text("".join(json.dumps(e) + "\n" for e in log))
         training = provenance.training

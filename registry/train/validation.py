@@ -5,7 +5,9 @@ trained on the same base, data and batching, so it is remembered in the cache (f
 "val-loss", keyed by weights, numerics and the exact rows): a retrain of a spec whose
 weights-relevant keys changed (a new rank, a new seed) skips one full pass over the validation
 set. Every rank joins every pass (the losses are summed across ranks), so rank 0 decides for
-all whether the remembered value is used.
+all whether the remembered value is used. Under FSDP (`lockstep`) every rank also runs the same
+number of forward passes, each gathering the sharded layers: a rank with a smaller share of
+the batches runs extra passes whose losses are dropped.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ class Validation:
         device: str,
         dtype: torch.dtype,
         base_id: str,
+        lockstep: bool = False,
     ) -> None:
         self.head, self.model, self.batches, self.d = head, model, batches, d
         self.device, self.dtype, self.base_id = device, dtype, base_id
         self.mine = list(batches)[d.rank :: d.world_size]  # this rank's share
+        most = -(-len(batches) // d.world_size)
+        self.padding = list(batches[:1]) * (most - len(self.mine)) if lockstep else []
 
     def loss(self, adapter: bool = True) -> float | None:
         """Mean loss per trained token over every rank's rows (None: no validation set)."""
@@ -47,6 +52,8 @@ class Validation:
         off = contextlib.nullcontext() if adapter else self.model.disable_adapter()
         with torch.no_grad(), off:
             loss = sum(self.head(*b.tensors(self.device)).item() for b in self.mine)
+            for b in self.padding:  # lockstep with the ranks that have one batch more
+                self.head(*b.tensors(self.device))
         self.head.train()
         total = [loss, sum(b.n_targets for b in self.mine)]
         loss, count = distributed.sum_all(self.d, total)

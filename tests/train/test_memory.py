@@ -12,7 +12,13 @@ from click.testing import CliRunner
 from registry.cli import cli
 from registry.errors import InvalidInput
 from registry.spec.schema import load_spec
-from registry.train.memory import GIB, estimate, random_llama_config
+from registry.train.memory import (
+    GIB,
+    choose_strategy,
+    dry_run,
+    estimate,
+    random_llama_config,
+)
 
 
 # Measured in a fresh process: the rise of resident memory over one forward + backward +
@@ -61,6 +67,17 @@ def test_dry_run_refuses_a_spec_that_cannot_fit(toy_repo, monkeypatch):
     assert "fits:" in big.output and "estimated peak" in big.output
     # nothing was trained or written
     assert not (toy_repo / "runs").exists()
+
+
+def test_dry_run_plans_for_the_processes_it_is_given(toy_repo, monkeypatch):
+    # the same spec that one 20 GB device refuses fits two when auto shards it (fsdp)
+    monkeypatch.chdir(toy_repo)
+    args = ["train", "toy", "--dry-run", "--base-model", "builtin:random-llama-8b"]
+    one = CliRunner().invoke(cli, [*args, "--gpu-memory", "20"])
+    two = CliRunner().invoke(cli, [*args, "--gpu-memory", "20", "--nproc", "2"])
+    assert isinstance(one.exception, InvalidInput), one.output
+    assert two.exit_code == 0, two.output
+    assert "2 processes" in two.output and "distributed: fsdp (auto" in two.output
 
 
 def test_random_builtins_are_planned_but_not_trained(toy_repo, monkeypatch):
@@ -115,6 +132,55 @@ def test_runtime_keys_are_not_fingerprinted():
     from registry.spec.fingerprint import weights_spec
 
     spec = load_spec_text_free()
-    runtime = {"training.gradient_checkpointing": True, "training.attn_implementation": "eager"}
+    runtime = {"training.gradient_checkpointing": True, "training.attn_implementation": "eager",
+               "training.distributed": "fsdp"}  # fmt: skip
     assert weights_spec(spec.with_overrides(**runtime)) == weights_spec(spec)
     assert weights_spec(spec.with_overrides(**{"training.batch_size": 4})) != weights_spec(spec)
+
+
+def test_auto_distributed_picks_fsdp_only_when_the_replicated_model_does_not_fit():
+    spec = load_spec_text_free()  # ticket-json: LoRA, batch 8 x 256 tokens
+    config = random_llama_config("builtin:random-llama-8b")
+    replicated = estimate(spec, config, device="cuda", world_size=4)
+    assert 24 * GIB < replicated.total < 80 * GIB  # 8B in bf16: ~15 GiB of weights alone
+    assert choose_strategy(spec, replicated, 80 * GIB)[0] == "ddp"
+    strategy, why = choose_strategy(spec, replicated, 24 * GIB)
+    assert strategy == "fsdp" and "24.00 GiB" in why
+    assert choose_strategy(spec, replicated, None)[0] == "ddp"  # memory unknown: replicate
+    for chosen in ("ddp", "fsdp"):  # the key, when set, is obeyed
+        pinned = spec.with_overrides(**{"training.distributed": chosen})
+        assert choose_strategy(pinned, replicated, 24 * GIB)[0] == chosen
+        assert choose_strategy(pinned, replicated, 80 * GIB)[0] == chosen
+
+    # FSDP over 4: a quarter of the weights plus the gathered units (a layer and the next,
+    # or a layer and the untied embedding); the adapter's state shrinks too; activations do
+    # not change
+    ckpt = {"gradient_checkpointing": True}
+    whole = estimate(spec, config, device="cuda", world_size=4, **ckpt)
+    quarter = estimate(spec, config, device="cuda", world_size=4, sharded=True, **ckpt)
+    assert quarter.sharded and not whole.sharded
+    assert whole.weights / 4 < quarter.weights < whole.weights / 4 + 1.5 * GIB
+    assert quarter.adapter < whole.adapter and quarter.activations == whole.activations
+    assert quarter.total < 16 * GIB < whole.total
+    # QLoRA: the 4-bit linears stay replicated (FSDP2 cannot shard Params4bit)
+    qspec = spec.with_overrides(method="qlora")
+    q_whole = estimate(qspec, config, device="cuda", **ckpt)
+    q_sharded = estimate(qspec, config, device="cuda", world_size=4, sharded=True, **ckpt)
+    linears = q_whole.weights - (config.vocab_size * config.hidden_size * 2) * 4
+    assert linears < q_sharded.weights < q_whole.weights
+
+
+def test_dry_run_names_the_strategy_and_hints_fsdp():
+    spec = load_spec_text_free()
+    _, lines, check = dry_run(spec, 24, "builtin:random-llama-8b", nproc=4)
+    text = "\n".join(lines)
+    assert "distributed: fsdp (auto:" in text and "fsdp-sharded over 4" in text
+    check()  # sharded over 4, it fits 24 GB
+    _, lines, check = dry_run(spec, 80, "builtin:random-llama-8b", nproc=4)
+    assert "distributed: ddp (auto: the replicated model fits" in "\n".join(lines)
+    _, lines, check = dry_run(spec, 24, "builtin:random-llama-8b")  # one process
+    assert "with --nproc N > 1, fsdp" in "\n".join(lines)
+    with pytest.raises(InvalidInput) as err:
+        check()
+    hint = err.value.problems[0].hint
+    assert "training.distributed: fsdp with --nproc 2" in hint and "fits" in hint

@@ -270,6 +270,7 @@ def test_ddp_two_processes_match_one(toy_repo, fresh_cache, tmp_path):
     fresh_cache("ddp")
     ddp = train(spec, tmp_path / "ddp", nproc=2, progress=False)
     assert ddp.fingerprint == single.fingerprint and ddp.metrics["world_size"] == 2
+    assert ddp.metrics["distributed"] == "ddp"  # auto: the tiny model fits, so replicate
     a, b = tensors(single.adapter_dir), tensors(ddp.adapter_dir)
     assert a.keys() == b.keys()
     for key in a:
