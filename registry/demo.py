@@ -267,7 +267,9 @@ def run_demo(workdir: Path | None = None, *, eval_limit: int = 32) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     if any(workdir.iterdir()):
         raise RegistryError(f"--workdir {workdir} is not empty")
-    sb = Sandbox(workdir, env={"REGISTRY_STORE": "", "PYTHONUNBUFFERED": "1"})
+    sb = Sandbox(
+        workdir, env={"REGISTRY_STORE": "", "PYTHONUNBUFFERED": "1", "DVC_NO_ANALYTICS": "1"}
+    )
     sb.env["REGISTRY_STORE"] = sb.store_url
     start = time.perf_counter()
 

@@ -11,9 +11,10 @@ suite with the base model, the adapter as trained, and the same adapter with its
 - the suite size at which a drop of 5 points is detected with 80% power (McNemar, two-sided
   alpha 0.05), from the adapter's own discordance rate.
 
-    python scripts/calibrate_regression.py --adapter runs/pr1 [--scale 2] [--resamples 20]
+    python scripts/calibrate_regression.py --adapter runs/pr1 [--scale 2 --scale 3] [--resamples 20]
 
-Generations are remembered in the registry cache like every evaluation, so a rerun is cheap.
+Generations are remembered in the registry cache (keyed by the adapter file's sha256 and the
+scale), like every evaluation, so a rerun is cheap.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from statistics import NormalDist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry.evaluate.regression import account
+from registry.core.fs import sha256_file  # noqa: E402
+from registry.evaluate.regression import account  # noqa: E402
 from registry.spec.suite import suite_path  # noqa: E402
 
 
@@ -58,17 +60,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", type=Path, required=True)
     ap.add_argument("--base-model", default="builtin:smollm2-135m-instruct")
-    ap.add_argument("--scale", type=float, default=2.0)
+    ap.add_argument("--scale", type=float, action="append", help="LoRA B factor (repeatable; 2)")
     ap.add_argument("--bound", type=float, default=0.05, help="max_drop_vs_base of the rule")
     ap.add_argument("--resamples", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    scales = args.scale or [2.0]
 
     import torch
     from peft import PeftModel
 
-    from registry.evaluate.regression import _answers
+    from registry.evaluate.regression import suite_answers
     from registry.spec.base_model import load_base_model, load_tokenizer, resolve_base_model
     from registry.spec.checks import check
     from registry.spec.suite import load_suite
@@ -83,31 +86,34 @@ def main() -> int:
         load_base_model(resolved), str(args.adapter), adapter_name="x1"
     )
     tmp = Path(tempfile.mkdtemp(prefix="calibrate-"))
-    damaged = scaled_copy(args.adapter, args.scale, tmp / "scaled")
-    model.load_adapter(str(damaged), adapter_name="scaled")
+    scaled = [f"x{scale:g}" for scale in scales]
+    for name, scale in zip(scaled, scales, strict=True):
+        model.load_adapter(str(scaled_copy(args.adapter, scale, tmp / name)), adapter_name=name)
     model.eval()
 
     base_id = resolved.weights_id(None)
+    adapter_sha = sha256_file(args.adapter / "adapter_model.safetensors")
+    contenders = ["x1", *scaled]
     answers, ok = {}, {}
-    for contender in ("base", "x1", "scaled"):
-        weights = base_id if contender == "base" else f"calibrate:{args.adapter}:{contender}"
-        answers[contender] = _answers(
+    for contender in ("base", *contenders):
+        weights = base_id if contender == "base" else f"calibrate:{adapter_sha}:{contender}"
+        answers[contender] = suite_answers(
             model,
             tokenizer,
             items,
             suite.max_new_tokens,
             contender=contender,
-            weights_id=weights if contender == "base" else None,
+            weights_id=weights,
             batch_size=args.batch_size,
             progress=True,
             desc=contender,
         )
         ok[contender] = [check(it, a) for it, a in zip(items, answers[contender], strict=True)]
 
-    out: dict = {"n": len(items), "bound": args.bound, "scale": args.scale, "adapters": {}}
+    out: dict = {"n": len(items), "bound": args.bound, "scales": scales, "adapters": {}}
     rng = random.Random(0)
     resampled = [[rng.randrange(len(items)) for _ in items] for _ in range(args.resamples)]
-    for contender in ("x1", "scaled"):
+    for contender in contenders:
         full = account(
             "general",
             "general",
@@ -158,7 +164,7 @@ def main() -> int:
     )
     print("|---|---:|---:|---:|---:|---|---:|---|---:|---:|")
     for name, r in out["adapters"].items():
-        label = "as trained" if name == "x1" else f"LoRA B x{args.scale:g}"
+        label = "as trained" if name == "x1" else f"LoRA B {name}"
         print(
             f"| {label} | {r['base_correct']} | {r['adapter_correct']} | {r['broken']} | "
             f"{r['fixed']} | {r['delta']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | "

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Every `dvc` a test runs (directly or through the CLI) would otherwise fork an analytics
+# daemon that tries the network: wasted processes on a machine with none, and noise in CI.
+os.environ["DVC_NO_ANALYTICS"] = "1"
+
 TOY_SPEC = """\
 name: toy
 version: 1.0.0

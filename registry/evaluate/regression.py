@@ -79,7 +79,7 @@ def _prompt_ids(tokenizer: Any, item: Any) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def _answers(
+def suite_answers(
     model: Any,
     tokenizer: Any,
     items: Sequence[Any],
@@ -91,7 +91,8 @@ def _answers(
     progress: bool,
     desc: str,
 ) -> list[str]:
-    """Greedy answers in item order; items are grouped by their max_new_tokens."""
+    """Greedy answers of `contender` to a suite's items, in item order (grouped by their
+    max_new_tokens); remembered in the registry cache when `weights_id` names the weights."""
     prompts = [_prompt_ids(tokenizer, it) for it in items]
     budgets = [it.max_new_tokens or default_tokens for it in items]
     answers: list[str] = [""] * len(items)
@@ -193,7 +194,7 @@ def run_suites(
         default_tokens = suite.max_new_tokens
         answers = {}
         for contender, weights_id in ((BASE, base_id), (adapter, adapter_id)):
-            answers[contender] = _answers(
+            answers[contender] = suite_answers(
                 model,
                 tokenizer,
                 items,
