@@ -5,8 +5,9 @@ It keeps git-like state in memory: repos -> commits (id = sha1 over parent, tree
 number), branches and tags. It answers the endpoints the client uses for create_repo,
 list_repo_refs, model_info, create_branch/delete_branch, create_tag/delete_tag, create_commit
 (preupload answers uploadMode "regular" for every file, so contents arrive base64 in the commit
-NDJSON and no LFS/Xet server is needed), list_repo_commits, list_repo_tree, list_models and
-hf_hub_download (HEAD/GET resolve). Errors carry X-Error-Code like the Hub's.
+NDJSON and no LFS/Xet server is needed), list_repo_commits, list_repo_tree, list_models (paged,
+with `sha` and `lastModified` of main's head commit on request) and hf_hub_download (HEAD/GET
+resolve). Errors carry X-Error-Code like the Hub's.
 
 Fault injection: `inject(method, path_regex, kind, times=..., skip=...)` makes matching requests
 fail: "500", "429" (with Retry-After), "reset" (connection dropped before the request is
@@ -29,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
 
@@ -94,6 +95,7 @@ class FakeHub:
         self.repos: dict[str, Repo] = {}
         self.log: list[Request] = []
         self.faults: list[Fault] = []
+        self.page_size = 1000  # repos per page of GET /api/models
         self._lock = threading.RLock()
         self._seq = 0
         self._server: ThreadingHTTPServer | None = None
@@ -213,16 +215,43 @@ class FakeHub:
         if segs[1:] == ["validate-yaml"] and method == "POST":
             return 200, {}, {"errors": [], "warnings": []}
         if segs[1:] == ["models"] and method == "GET":
-            author = (query.get("author") or [""])[0]
-            with self._lock:
-                ids = sorted(r for r in self.repos if r.startswith(f"{author}/"))
-                return 200, {}, [{"id": r, "private": self.repos[r].private} for r in ids]
+            return self.list_models(query, base)
         if segs[1] != "models" or len(segs) < 4:
             raise HubError(404, "not found")
         repo_id, op, args = f"{segs[2]}/{segs[3]}", (segs[4:5] or [""])[0], segs[5:]
         with self._lock:
             repo = self.repo(repo_id)
             return self.repo_endpoint(repo_id, repo, method, op, args, query, body, base)
+
+    def list_models(self, query: dict, base: str):
+        """GET /api/models?author=ORG: one page of `page_size` repos, the next page named by a
+        `Link: <...>; rel="next"` header, as the Hub pages. `expand=sha` / `expand=lastModified`
+        (or `full`) add the head commit of main and its date, as the Hub reports them."""
+        author = (query.get("author") or [""])[0]
+        fields = set(query.get("expand") or [])
+        if (query.get("full") or [""])[0].lower() == "true":
+            fields |= {"sha", "lastModified", "private"}
+        start = int((query.get("cursor") or ["0"])[0])
+        with self._lock:
+            ids = sorted(r for r in self.repos if r.startswith(f"{author}/"))
+            page = []
+            for r in ids[start : start + self.page_size]:
+                repo, item = self.repos[r], {"_id": hashlib.sha1(r.encode()).hexdigest()[:24]}
+                item["id"] = r
+                head = repo.commits[repo.branches["main"]]
+                if not fields or "private" in fields:
+                    item["private"] = repo.private
+                if "sha" in fields:
+                    item["sha"] = head.oid
+                if "lastModified" in fields:
+                    item["lastModified"] = head.date
+                page.append(item)
+        headers = {}
+        if start + self.page_size < len(ids):
+            params = [(k, v) for k, vs in sorted(query.items()) if k != "cursor" for v in vs]
+            params.append(("cursor", str(start + self.page_size)))
+            headers["Link"] = f'<{base}/api/models?{urlencode(params)}>; rel="next"'
+        return 200, headers, page
 
     def repo_endpoint(self, repo_id, repo: Repo, method, op, args, query, body, base):
         arg = "/".join(args)

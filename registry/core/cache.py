@@ -25,6 +25,9 @@ FOLDERS: dict[str, str] = {
     "reports": "evaluation reports by fingerprint, eval config and previous version",
     "adapters": "pulled adapter versions by store, name and commit (re-verified on every pull)",
     "manifests": "registry.json of published versions by store, repo and commit (immutable)",
+    "refs": "tags and main of each Hub store repo as last read, used while the org listing "
+    "shows the repo unchanged (sync)",
+    "plan-index": "spec texts of an adapters/ tree by its git tree id (plan: data -> specs)",
     "data-sha256": "sha256 of data files by DVC md5 or git blob id (checks against the store)",
 }
 

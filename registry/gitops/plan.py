@@ -10,8 +10,9 @@ Adapters the change does not touch are absent from the plan.
 Why it is fast on a registry of 1,000 adapters: one `git diff --name-status` lists what changed,
 then `git cat-file --batch` reads only the changed specs and `.dvc` files. A dataset change is
 found by diffing the two DVC `.dir` listings (read from the DVC cache or a local remote) and
-mapped to the specs that use the changed files with one `git grep`; no model, no dataset file
-and no untouched spec is read. If a `.dir` listing is not available locally, every file under
+mapped to the specs that name the changed files through an index of the spec texts keyed by
+the `adapters/` tree id (registry.gitops.plan_index: one lookup, not a read of every spec); no
+model and no dataset file is read. If a `.dir` listing is not available locally, every file under
 that DVC output counts as possibly changed and the affected entries say so (`data_unverified`).
 
 Rules (bad input -> InvalidInput, exit 2, naming the spec file and its `version` line):
@@ -45,6 +46,7 @@ from registry.core.git import (
 from registry.core.semver import parse_version
 from registry.errors import InvalidInput, Problem
 from registry.gitops.conflicts import compare, declared_data, diff_keys
+from registry.gitops.plan_index import specs_naming
 from registry.spec.fingerprint import NOT_WEIGHTS
 from registry.spec.loader import key_line, load_light
 from registry.spec.schema import SPEC_FILENAME, parse_spec
@@ -338,7 +340,7 @@ def plan(
     data_files, unverified = data_changes(old, new, dvc, changes)
     needles = data_files | {f"{d}/" for d in unverified}
     data_only: dict[str, str] = {}
-    for p in new.grep(needles, f"adapters/*/{SPEC_FILENAME}") if needles else []:
+    for p in specs_naming(git, new, needles):
         if (m := _SPEC_RE.match(p)) and m.group(1) not in spec_files:
             data_only[m.group(1)] = p
     data_only_text = new.read(data_only.values())

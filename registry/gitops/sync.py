@@ -7,6 +7,12 @@ then made current. Adapters whose spec was deleted are retired: their versions s
 exact version. Sync reconciles the whole of main, not one commit's diff, so a burst of merges
 loses nothing and a rerun after a failure finishes the job.
 
+The store is read as one fleet (registry.store.base.fleet_session): on the Hub, one listing of
+the org says which adapters are unchanged since the last run, and those cost no request; the
+others are read up front with a few threads (`prefetch`); output stays in spec order. Whether a
+declared version is published is asked of that version alone (`store.manifest`), not of a
+complete list of versions. `registry sync --full` (the store's trust_cache False) trusts no cache.
+
 A declared version that is published with other weights than main's spec and data describe
 (two PRs that bumped to the same version, a push without a bump) is a conflict: that adapter's
 store stays as it is, current included, the run goes on with the others and ends with exit 4,
@@ -38,6 +44,7 @@ from registry.evaluate.reportcache import recall_report
 from registry.gitops.conflicts import Declared
 from registry.gitops.history import checkout, declared_versions
 from registry.spec.schema import Spec, find_specs, load_spec
+from registry.store.base import fleet_session, is_valid_version, prefetch
 from registry.store.pull import current_version_dir
 
 
@@ -254,7 +261,7 @@ def _publish_history(
         if item.name not in head or head[item.name] == item.version or key in seen:
             continue
         seen.add(key)
-        if item.version in {v.version for v in store.versions(item.name)}:
+        if _is_published(store, item.name, item.version):
             continue
         start = time.perf_counter()
         if dry_run:
@@ -276,6 +283,11 @@ def _publish_history(
     return actions
 
 
+def _is_published(store, name: str, version: str) -> bool:
+    """One version's tag, not the list of all versions (the Hub answers it from the session)."""
+    return is_valid_version(version) and store.manifest(name, version) is not None
+
+
 def sync(
     store,
     *,
@@ -290,14 +302,28 @@ def sync(
     each adapter is independent; failures are reported at the end. `adopt`: a folder of PR
     run artifacts (adopt/NAME/), each published only if `adopt_artifact` accepts it."""
     specs = [load_spec(p) for p in find_specs(root)]
+    with fleet_session(store):
+        prefetch(store, [(s.name, s.version) for s in specs])
+        return _reconcile(store, root, specs, dry_run, progress, history, adopt)
+
+
+def _reconcile(
+    store,
+    root: Path,
+    specs: list[Spec],
+    dry_run: bool,
+    progress: bool,
+    history: int,
+    adopt: Path | None,
+) -> list[SyncAction]:
     declared = {s.name for s in specs}
     content = Declared(root, specs)  # read lazily, once, from git/DVC metadata
     actions = _publish_history(store, root, specs, history, dry_run, progress, adopt)
     for spec in specs:
         start = time.perf_counter()
-        published = {v.version for v in store.versions(spec.name)}
+        published = _is_published(store, spec.name, spec.version)
         try:
-            if spec.version in published:
+            if published:
                 action = _declared_published(spec, store, content, dry_run)
             elif dry_run:
                 action = SyncAction(spec.name, spec.version, "published", "dry run: would publish")

@@ -11,15 +11,23 @@ Semantics (DESIGN.md, "Store semantics"), the same for both backends:
 - the current version is a pointer (the Hub repo's `main` branch holds a commit whose files equal
   the current version's); `retire` marks the adapter retired, its versions stay pullable.
 Transient failures (5xx, 429, resets, timeouts) are retried with backoff inside the backends;
-when retries are spent they raise registry.errors.StoreError.
+when retries are spent they raise registry.errors.StoreError. A 429 whose Retry-After asks for a
+pause is flow control, not a failure: the wait is honoured and costs no retry, up to a budget of
+seconds per call (`retry_call`), and every thread of the store holds off together (`Pause`).
+
+A reconcile run (`registry sync`) opens a `fleet_session`: within it a backend may answer reads
+from what one listing of the whole store says is unchanged, and `prefetch` warms the reads of
+many adapters at once (bounded threads). Neither changes an answer: see each backend.
 """
 
 from __future__ import annotations
 
 import random
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -158,6 +166,24 @@ def sort_versions(infos: list[VersionInfo]) -> list[VersionInfo]:
 T = TypeVar("T")
 
 
+class Pause:
+    """A not-before time shared by every thread of one store: a 429's Retry-After holds back all
+    of its requests, not only the one that was refused."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        delay = self._until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def retry_call(
     fn: Callable[[], T],
     *,
@@ -167,18 +193,35 @@ def retry_call(
     backoff: float,
     max_wait: float,
     retry_after: Callable[[BaseException], float | None] = lambda err: None,
+    rate_budget: float = 0.0,
+    pause: Pause | None = None,
 ) -> T:
     """Call `fn`, retrying transient failures with exponential backoff and jitter.
 
-    Jitter spreads concurrent publishers apart; a server's Retry-After is honoured up to
-    `max_wait`. When the retries are spent: StoreError, one line, naming what failed.
+    Jitter spreads concurrent publishers apart. A refusal that names a positive Retry-After
+    (a 429: "slow down", not "broken") is waited out as asked without spending a retry, while
+    the hinted waits of this call stay within `rate_budget` seconds; past it, and for every
+    other transient failure, a retry is spent and a hint is honoured up to `max_wait`. `pause`
+    makes the other threads of the store wait too. When the retries are spent: StoreError, one
+    line, naming what failed.
     """
-    for attempt in range(retries + 1):
+    attempt, rate_waited = 0, 0.0
+    while True:
+        if pause is not None:
+            pause.wait()
         try:
             return fn()
         except Exception as err:
             if not is_transient(err):
                 raise
+            hinted = retry_after(err)
+            if hinted is not None and hinted > 0 and rate_waited + hinted <= rate_budget:
+                rate_waited += hinted
+                if pause is not None:
+                    pause.hold(hinted)
+                else:
+                    time.sleep(hinted)
+                continue
             if attempt == retries:
                 detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
                 raise StoreError(
@@ -186,8 +229,24 @@ def retry_call(
                 ) from err
             delay = min(max_wait, backoff * 2**attempt)
             delay = delay / 2 + random.uniform(0, delay / 2)
-            hinted = retry_after(err)
             if hinted is not None:
                 delay = max(delay, min(hinted, max_wait))
+            attempt += 1
             time.sleep(delay)
-    raise AssertionError("unreachable")
+
+
+# ---- a reconcile run: one listing, warmed reads (optional for a backend) ----
+
+
+def fleet_session(store: Store) -> AbstractContextManager[object]:
+    """The store's `session()` (one reconcile run), or nothing for a store without one."""
+    session = getattr(store, "session", None)
+    return session() if session is not None else nullcontext()
+
+
+def prefetch(store: Store, wanted: Iterable[tuple[str, str]]) -> None:
+    """Warm the reads a reconcile makes of each (name, declared version), where the store can
+    (in parallel, bounded); answers come later from the same calls, so this changes none."""
+    warm = getattr(store, "prefetch", None)
+    if warm is not None:
+        warm(list(wanted))

@@ -12,53 +12,42 @@ commits), then tags that commit and deletes the branch. The tag is the decision 
   applied the request, the client never heard) is recovered by looking again.
 
 Transient failures (5xx, 429, timeouts, dropped connections) are retried with exponential backoff
-and jitter: REGISTRY_HUB_RETRIES (5), REGISTRY_HUB_BACKOFF (1.0 s base), REGISTRY_HUB_MAX_WAIT
-(30 s cap, also for Retry-After), REGISTRY_HUB_TIMEOUT (30 s, metadata and download requests).
-Not-found errors are answers, never retried. The token is huggingface_hub's (HF_TOKEN or the
-login); it is never logged and never part of an error message.
+and jitter; a 429's Retry-After is waited out without failing the run (registry/store/hub_reads.py
+names the settings). Not-found errors are answers, never retried. The token is huggingface_hub's
+(HF_TOKEN or the login); it is never logged and never part of an error message.
+
+A reconcile run (`registry sync`) reads the fleet in a session: one listing of the org says which
+repos are unchanged, and those cost no request (registry/store/hub_session.py: what is trusted
+and why); `prefetch` reads the others with a few threads. Writes always read the refs afresh.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RevisionNotFoundError
 
 from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
 from registry.core.fs import sha256_bytes
-from registry.errors import Conflict, InvalidInput, StoreError
-from registry.store import manifest_cache
+from registry.errors import Conflict, InvalidInput, RegistryError, StoreError
 from registry.store.base import (
     PublishResult,
     VersionInfo,
     check_files,
-    check_name,
     check_version,
     is_valid_name,
     is_valid_version,
-    retry_call,
     sort_versions,
     version_info,
 )
-from registry.store.hub_errors import (
-    HUB_HOUSEKEEPING,
-    env_number,
-    hub_errors,
-    is_transient,
-    retry_after,
-    status_of,
-)
+from registry.store.hub_errors import HUB_HOUSEKEEPING, hub_errors, status_of
+from registry.store.hub_reads import HubReads
 
 STAGING = "registry-staging-v"  # + version: the branch a version commit is built on
 RETIRED_FILE = "RETIRED.md"
@@ -68,7 +57,18 @@ RETIRED_TEXT = (
 )
 ROUNDS = 8  # look-again rounds when another writer moved a ref under us
 
-T = TypeVar("T")
+
+def _writes(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A write to adapter `name`'s repo: afterwards this process reads that repo afresh."""
+
+    @functools.wraps(fn)
+    def wrapper(self: HubStore, name: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, name, *args, **kwargs)
+        finally:
+            self._forget(f"{self.org}/{name}")
+
+    return wrapper
 
 
 def _git_blob_sha(data: bytes) -> str:
@@ -86,95 +86,8 @@ def _fingerprint_of(sibling: Any) -> tuple:
     return (sibling.lfs.sha256 if sibling.lfs is not None else None, sibling.blob_id)
 
 
-class HubStore:
-    def __init__(self, org: str, *, endpoint: str | None = None, token: str | None = None) -> None:
-        self.org = org
-        self.url = f"hf://{org}"
-        # Read at construction (not at huggingface_hub import) so HF_ENDPOINT set late counts.
-        endpoint = endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
-        self.endpoint = endpoint.rstrip("/")
-        self._api = HfApi(endpoint=self.endpoint, token=token)
-        self.retries = int(env_number("REGISTRY_HUB_RETRIES", 5))
-        self.backoff = env_number("REGISTRY_HUB_BACKOFF", 1.0)
-        self.max_wait = env_number("REGISTRY_HUB_MAX_WAIT", 30.0)
-        self.timeout = env_number("REGISTRY_HUB_TIMEOUT", 30.0)
-        self.trust_cache = True  # False (sync --full): re-read every manifest from the Hub
-
-    def repo_id(self, name: str) -> str:
-        return f"{self.org}/{check_name(name)}"
-
-    # ---- transport: one retried call, and the reads built on it ----
-
-    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None) -> T:
-        if constants.is_offline_mode():
-            raise StoreError(f"{self.url}: HF_HUB_OFFLINE is set; the Hub store cannot be reached")
-        return retry_call(
-            fn,
-            what=what,
-            is_transient=is_transient,
-            retries=self.retries if retries is None else retries,
-            backoff=self.backoff,
-            max_wait=self.max_wait,
-            retry_after=retry_after,
-        )
-
-    def _refs(self, repo: str) -> tuple[dict[str, str], dict[str, str]] | None:
-        """(branches, tags) as name -> commit, or None when the repo does not exist."""
-        try:
-            refs = self._call(f"{repo}: list refs", lambda: self._api.list_repo_refs(repo))
-        except RepositoryNotFoundError:
-            return None
-        branches = {b.name: b.target_commit for b in refs.branches}
-        return branches, {t.name: t.target_commit for t in refs.tags}
-
-    def _tree(self, repo: str, rev: str) -> dict[str, Any]:
-        """path -> RepoSibling (blob id, LFS sha256) of the files at `rev`."""
-        info = self._call(
-            f"{repo}: read files at {rev[:12]}",
-            lambda: self._api.model_info(
-                repo, revision=rev, files_metadata=True, timeout=self.timeout
-            ),
-        )
-        return {s.rfilename: s for s in info.siblings or []}
-
-    def _paths(self, repo: str, commit: str) -> set[str]:
-        """The file names at `commit` (immutable: cached by commit). Writers use _tree instead,
-        which also reads each file's blob id and sha256 fresh."""
-        paths = manifest_cache.get_paths(self.url, repo, commit, trust=self.trust_cache)
-        if paths is None:
-            paths = set(self._tree(repo, commit))
-            manifest_cache.put_paths(self.url, repo, commit, paths)
-        return paths
-
-    def _read(self, repo: str, rev: str, paths: list[str]) -> dict[str, bytes]:
-        """The bytes of `paths` at `rev` (through a throwaway cache: the registry keeps its own)."""
-        out = {}
-        with tempfile.TemporaryDirectory(prefix="registry-hub-") as cache:
-            for path in paths:
-                local = self._call(
-                    f"{repo}: download {path} at {rev[:12]}",
-                    lambda p=path: self._api.hf_hub_download(
-                        repo, p, revision=rev, cache_dir=cache, etag_timeout=self.timeout
-                    ),
-                    # hf_hub_download already resumes a dropped transfer 5 times with backoff;
-                    # our full retries on top would multiply into minutes of waiting.
-                    retries=min(self.retries, 1),
-                )
-                out[path] = Path(local).read_bytes()
-        return out
-
-    def _manifest(self, repo: str, rev: str) -> Provenance:
-        """registry.json at `rev`, read leniently (empty when absent or malformed). At a commit
-        id it is immutable: read once, then from the commit-keyed cache (manifest_cache)."""
-        cached = manifest_cache.get(self.url, repo, rev, trust=self.trust_cache)
-        if cached is not None:
-            return Provenance.loads(cached)
-        try:
-            data: bytes | None = self._read(repo, rev, [REGISTRY_JSON])[REGISTRY_JSON]
-        except RemoteEntryNotFoundError:
-            data = None
-        manifest_cache.put(self.url, repo, rev, data)
-        return Provenance.loads(data)
+class HubStore(HubReads):
+    """The Store protocol on a Hub org (`hf://ORG`): the reads of HubReads, and the writes."""
 
     def _commit(
         self, repo: str, branch: str, parent: str, tree: dict, files: dict[str, bytes], msg: str
@@ -220,17 +133,19 @@ class HubStore:
 
     @hub_errors("list adapters")
     def list_adapters(self) -> list[str]:
-        ids = self._call(
-            f"{self.url}: list repos",
-            lambda: [m.id for m in self._api.list_models(author=self.org)],
-        )
-        names = (i.split("/", 1)[1] for i in ids if i.startswith(f"{self.org}/"))
+        names = self._listed_names()
+        if names is None:
+            ids = self._call(
+                f"{self.url}: list repos",
+                lambda: [m.id for m in self._api.list_models(author=self.org)],
+            )
+            names = [i.split("/", 1)[1] for i in ids if i.startswith(f"{self.org}/")]
         return sorted(n for n in names if is_valid_name(n))
 
     @hub_errors("list versions of")
     def versions(self, name: str) -> list[VersionInfo]:
         repo = self.repo_id(name)
-        refs = self._refs(repo)
+        refs = self._refs(repo)  # complete: always read now
         if refs is None:
             return []
         infos = [
@@ -243,24 +158,39 @@ class HubStore:
     @hub_errors("read the current version of")
     def current(self, name: str) -> str | None:
         repo = self.repo_id(name)
-        refs = self._refs(repo)
-        if refs is None or "main" not in refs[0]:
+        main = self._main(repo)
+        if main is None:
             return None
-        main = refs[0]["main"]
         tree = self._paths(repo, main)
         if RETIRED_FILE in tree or REGISTRY_JSON not in tree:
             return None
-        return self._manifest(repo, main).version
+        return self._manifest(repo, main, blob=tree[REGISTRY_JSON]).version
 
     @hub_errors("read the state of")
     def is_retired(self, name: str) -> bool:
         repo = self.repo_id(name)
-        refs = self._refs(repo)
-        if refs is None or "main" not in refs[0]:
-            return False
-        return RETIRED_FILE in self._paths(repo, refs[0]["main"])
+        main = self._main(repo)
+        return main is not None and RETIRED_FILE in self._paths(repo, main)
+
+    def prefetch(self, wanted: list[tuple[str, str]]) -> None:
+        """Read what a reconcile asks of each (name, version) -- its manifest and the current
+        version -- with REGISTRY_HUB_THREADS threads, into this session; a failure is left for
+        the reconcile's own call to meet and report. Outside a session: nothing to keep."""
+        if self._session is None or not wanted:
+            return
+
+        def read(item: tuple[str, str]) -> None:
+            try:
+                self.manifest(*item)
+                self.current(item[0])
+            except (RegistryError, ValueError):
+                pass
+
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="hub-read") as pool:
+            list(pool.map(read, wanted))
 
     @hub_errors("publish")
+    @_writes
     def publish(
         self, name: str, version: str, files: dict[str, bytes], *, private: bool = True
     ) -> PublishResult:
@@ -318,9 +248,9 @@ class HubStore:
 
     @hub_errors("read the manifest of")
     def manifest(self, name: str, version: str) -> Provenance | None:
-        repo = self.repo_id(name)
-        refs = self._refs(repo)
-        commit = refs[1].get(f"v{check_version(version)}") if refs else None
+        repo, tag = self.repo_id(name), f"v{check_version(version)}"
+        refs = self._tag_refs(repo, tag)
+        commit = refs[1].get(tag) if refs else None
         return self._manifest(repo, commit) if commit else None
 
     @hub_errors("download")
@@ -338,6 +268,7 @@ class HubStore:
         return commit
 
     @hub_errors("set the current version of")
+    @_writes
     def set_current(self, name: str, version: str) -> bool:
         repo, tag = self.repo_id(name), f"v{check_version(version)}"
         for _ in range(ROUNDS):
@@ -361,8 +292,11 @@ class HubStore:
         raise StoreError(f"{self.url}: {repo} main kept changing; try again")
 
     @hub_errors("retire")
+    @_writes
     def retire(self, name: str) -> bool:
         repo = self.repo_id(name)
+        if self._session is not None and self.is_retired(name):
+            return False  # main's commit, per this run's listing, holds RETIRED.md
         for _ in range(ROUNDS):
             refs = self._refs(repo)
             if refs is None or "main" not in refs[0]:

@@ -1,7 +1,9 @@
 """How the Hugging Face Hub backend reads the client's failures: transient or an answer.
 
-Transient (retried with backoff by registry.store.base.retry_call): 5xx, 408, 429 (honouring
-Retry-After), dropped connections and timeouts, found anywhere in the exception chain.
+Transient (retried with backoff by registry.store.base.retry_call): 5xx, 408, 429, dropped
+connections and timeouts, found anywhere in the exception chain. A 429's Retry-After (seconds)
+is read by `retry_after`: a positive one is waited out without spending a retry, within
+REGISTRY_HUB_RATE_WAIT seconds per call (registry/store/hub_reads.py).
 Not-found errors are answers, never retried. Whatever escapes the retries becomes one
 StoreError line naming the store and the operation, never the token.
 """

@@ -16,6 +16,11 @@ Why it is crash-safe: a commit folder is written and fsynced in .tmp, then renam
 the tag exists, so a tag never moves and never points at a missing or partial commit. A commit
 without a tag is invisible: readers start from tags. (The writes are registry.core.fs's
 atomic_file / atomic_dir with durable=True, staged in .tmp.)
+
+A reconcile (`registry sync`) needs no listing or session here, unlike the Hub: what it asks of
+each adapter (one tag file, that commit's registry.json, CURRENT and RETIRED) is a few local file
+reads that do not grow with the number of versions; the directory itself is the listing. A no-op
+of 1,000 adapters x 10 versions reads in 0.1-0.2 s (bench/fleet_scale.py, bench/results.md).
 """
 
 from __future__ import annotations

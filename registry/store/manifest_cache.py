@@ -3,11 +3,15 @@
 A Hub commit id is the hash of its content, so the registry.json at a commit can never change:
 an entry keyed by (store, repo, commit) is never stale. Each entry records the git blob id of
 its bytes and is dropped (and read again from the store) when they disagree, so a truncated or
-edited entry is never used. The cache only saves requests for listings (versions, current, the
+edited entry is never used. The same bytes are also found by their git blob id (`get_blob`): a
+key that is the hash of its content, checked on every read; the Hub's `main` holds the current
+version's registry.json, the same blob as the version's, so it is not downloaded twice. A
+commit's file list (path -> git blob id) is kept the same way (`get_paths`). The cache only saves requests for listings (versions, current, the
 sync's conflict check); `pull` always downloads registry.json afresh and verifies every file's
 sha256 against it, so a forged entry can never let other weights through a pull.
 `registry sync --full` (a store's trust_cache = False, or REGISTRY_FULL=1) skips reading the
-cache and re-reads everything, refreshing the entries.
+commit-keyed entries and re-reads everything, refreshing them; only a lookup by blob id, which
+checks itself, is still made.
 """
 
 from __future__ import annotations
@@ -65,23 +69,57 @@ def get(store_url: str, repo: str, commit: str, *, trust: bool = True) -> bytes 
 
 
 def put(store_url: str, repo: str, commit: str, data: bytes | None) -> None:
-    """Remember registry.json at `commit` (None: the commit has none). Best effort."""
+    """Remember registry.json at `commit` (None: the commit has none), and by its blob id.
+    Best effort."""
     if not is_commit(commit):
         return
     try:
         text = data.decode("utf-8") if data is not None else None
     except UnicodeDecodeError:
         return  # not a manifest we can keep as text; read it from the store each time
-    entry = {"commit": commit, "git_blob": git_blob_sha(data) if data else None, "text": text}
+    blob = git_blob_sha(data) if data else None
+    entry = {"commit": commit, "git_blob": blob, "text": text}
+    _write(_path(store_url, repo, commit), entry)
+    if blob is not None:
+        _write(_blob_path(store_url, blob), {"git_blob": blob, "text": text})
+
+
+def _write(path: Path, entry: dict) -> None:
     try:
-        with atomic_file(_path(store_url, repo, commit)) as tmp:
+        with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(entry), encoding="utf-8")
     except OSError:
         pass  # a read-only or full cache costs requests, never correctness
 
 
-def get_paths(store_url: str, repo: str, commit: str, *, trust: bool = True) -> set[str] | None:
-    """The file paths of the tree at `commit`, when cached (immutable, as the manifest)."""
+def _blob_path(store_url: str, blob: str) -> Path:
+    store_key = hashlib.sha256(store_url.encode()).hexdigest()[:24]
+    return cache_dir("manifests", store_key, "blobs", f"{blob}.json")
+
+
+def get_blob(store_url: str, blob: str) -> bytes | None:
+    """registry.json bytes whose git blob id is `blob`, when cached. The id is the hash of the
+    bytes, checked on every read, so this trusts nothing: `--full` uses it too (with a blob id
+    it has just read from the store)."""
+    if not _COMMIT.fullmatch(blob or ""):
+        return None
+    path = _blob_path(store_url, blob)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))["text"].encode("utf-8")
+        if git_blob_sha(data) != blob:
+            raise ValueError("entry is not the blob it is named after")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        path.unlink(missing_ok=True)
+        return None
+    return data
+
+
+def get_paths(
+    store_url: str, repo: str, commit: str, *, trust: bool = True
+) -> dict[str, str | None] | None:
+    """path -> git blob id (None: not recorded) of the tree at `commit`, when cached."""
     if not trust or not is_commit(commit) or not trusting():
         return None
     path = _path(store_url, repo, commit, "paths")
@@ -89,19 +127,21 @@ def get_paths(store_url: str, repo: str, commit: str, *, trust: bool = True) -> 
         entry = json.loads(path.read_text(encoding="utf-8"))
         if entry["commit"] != commit or not all(isinstance(p, str) for p in entry["paths"]):
             raise ValueError("entry does not match its key")
-        return set(entry["paths"])
+        blobs = entry.get("blobs") or {}
+        return {p: blobs.get(p) if isinstance(blobs.get(p), str) else None for p in entry["paths"]}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         path.unlink(missing_ok=True)
         return None
 
 
-def put_paths(store_url: str, repo: str, commit: str, paths: set[str]) -> None:
+def put_paths(store_url: str, repo: str, commit: str, paths: dict[str, str | None]) -> None:
     if not is_commit(commit):
         return
-    try:
-        with atomic_file(_path(store_url, repo, commit, "paths")) as tmp:
-            tmp.write_text(json.dumps({"commit": commit, "paths": sorted(paths)}), "utf-8")
-    except OSError:
-        pass
+    entry = {
+        "commit": commit,
+        "paths": sorted(paths),
+        "blobs": {p: b for p, b in paths.items() if b},
+    }
+    _write(_path(store_url, repo, commit, "paths"), entry)

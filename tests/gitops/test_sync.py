@@ -122,3 +122,56 @@ def test_publish_and_rollback_on_the_hub_test_server(tmp_path: Path, monkeypatch
         assert repo.transcript and not any(
             "hf_test_token_never_printed" in t for t in repo.transcript
         )
+
+
+def test_sync_full_trusts_no_cache_on_the_hub_test_server(tmp_path: Path, monkeypatch):
+    """A warm no-op sync costs one listing of the org; `--full` makes every read a cold run
+    makes; and only `--full` sees a tag moved against the contract (tags never move, so the
+    warm run trusts the one it remembers; pull resolves afresh either way)."""
+    import yaml
+    from hub_server import running_hub
+    from storekit import make_files
+
+    from registry.core.fs import sha256_file
+    from registry.store.hub import HubStore
+
+    with running_hub(monkeypatch) as hub:
+        env = {**hub_env(hub.url), "REGISTRY_CACHE": str(tmp_path / "cache")}
+        repo = make_repo(tmp_path, "hf://acme", env)
+        add_toy(repo)
+        repo.dvc("add", "-q", "datasets")
+        repo.git("add", "-A")
+        repo.git("commit", "-q", "-m", "toy 1.0.0")
+        data = {r: sha256_file(repo.root / f"datasets/toy/{r}.jsonl") for r in ("train", "eval")}
+
+        def version_files(fingerprint: str, **extra) -> dict[str, bytes]:
+            files = make_files("1.0.0", fingerprint=fingerprint)
+            manifest = {**json.loads(files["registry.json"]), "datasets": data, **extra}
+            return {**files, "registry.json": json.dumps(manifest).encode()}
+
+        store = HubStore("acme")  # an earlier run published it: seeded, nothing is trained here
+        store.publish("toy", "1.0.0", version_files("fp-toy"))
+        store.set_current("toy", "1.0.0")
+        runs = {}
+        for label, args in [("cold", ()), ("warm", ()), ("full", ("--full",))]:
+            hub.clear_log()
+            result = json.loads(repo.registry("sync", "--quiet", "--json", *args).stdout)
+            # (huggingface_hub itself fetches /api/agent-harnesses once a day: not ours)
+            ours = [r for r in hub.requests() if r[1] != "/api/agent-harnesses"]
+            runs[label] = (actions(result), ours)
+        assert all(done == {("toy", "1.0.0"): "current"} for done, _ in runs.values()), runs
+        assert runs["warm"][1] == [("GET", "/api/models")]
+        assert len(runs["full"][1]) == len(runs["cold"][1]) > 1, runs
+
+        # v1.0.0 deleted and made again on other weights (by hand, against the contract)
+        spec = yaml.safe_load((repo.root / "adapters/toy/adapter.yaml").read_text())
+        spec["lora"]["r"] = 4
+        files = version_files("fp-other", spec=spec)
+        hub_repo = hub.repos["acme/toy"]
+        hub_repo.tags["v1.0.0"] = hub.new_commit(hub_repo, files, hub_repo.branches["main"], "x")
+        warm = json.loads(repo.registry("sync", "--quiet", "--json").stdout)
+        assert actions(warm) == {("toy", "1.0.0"): "current"}
+        full = repo.registry("sync", "--quiet", "--json", "--full", ok=False)
+        assert full.returncode == 4, full.stdout + full.stderr
+        assert actions(json.loads(full.stdout)) == {("toy", "1.0.0"): "conflict"}
+        assert "fp-other" in full.stdout
