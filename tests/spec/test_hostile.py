@@ -50,6 +50,21 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+# The child's own peak. Not wait4's ru_maxrss: Linux folds the pre-exec memory's high-water mark
+# into it, and before exec the child is a fork of this pytest process, so it would report
+# pytest's size (~1 GB once a suite has loaded models), not the CLI's. VmHWM belongs to the
+# process image exec made; the CLI writes it on the way out (atexit runs on sys.exit too).
+PEAK_WRAPPER = """\
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["HOSTILE_PEAK_FILE"], "w") as out:
+        out.write(next(x.split()[1] for x in status if x.startswith("VmHWM:")))
+atexit.register(_peak)
+sys.argv[0] = "registry"
+runpy.run_module("registry", run_name="__main__", alter_sys=True)
+"""
+
+
 @dataclass
 class Run:
     rc: int
@@ -58,26 +73,27 @@ class Run:
 
 
 def registry(repo: Path, *args: str) -> Run:
-    """The CLI in a subprocess under the memory limit; its own peak RSS from wait4."""
+    """The CLI in a subprocess under the memory limit, and its own peak RSS (VmHWM)."""
+    peak_file = repo / ".peak"
     with open(repo / ".out", "w+b") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "registry", *args],
+            [sys.executable, "-c", PEAK_WRAPPER, *args],
             cwd=repo,
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=_limits,
-            env={**os.environ, "REGISTRY_DEBUG": ""},
+            env={**os.environ, "REGISTRY_DEBUG": "", "HOSTILE_PEAK_FILE": str(peak_file)},
         )
         timer = threading.Timer(WALL_S, proc.kill)
         timer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         finally:
             timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    return Run(proc.returncode, text, usage.ru_maxrss / 1024)
+    peak_kb = int(peak_file.read_text()) if peak_file.exists() else float("inf")
+    return Run(proc.returncode, text, peak_kb / 1024)
 
 
 def make_repo(root: Path, spec: str | bytes | None = None, train: bytes | None = None) -> Path:
