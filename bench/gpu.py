@@ -56,6 +56,7 @@ def random_llama(ref: str, device: str, dtype: torch.dtype, layers: int | None =
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     model.to_empty(device=device)
+    model.tie_weights()  # to_empty unties a tied head: it would be a second, random matrix
     gen = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():

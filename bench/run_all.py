@@ -39,6 +39,7 @@ BENCHES = {
     "pull": ("pull_cache.py", ["--model", "smollm2", "--steps", "10", "--repeats", "5"]),
     "fleet": ("fleet_scale.py", ["--sizes", "10,100,1000", "--base-gib", "4"]),
     "serve": ("serve.py", ["--model", "smollm2", "--requests", "48", "--repeats", "2"]),
+    "memory": ("memory_plan.py", []),
 }
 # per bench: a hung bench must not hang the suite (generous: a loaded machine is ~10x slower)
 TIMEOUT_S = 1800
