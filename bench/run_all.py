@@ -9,7 +9,7 @@ which this script collects. Nothing here is timed in tests: numbers depend on th
 they are printed with the machine's description and the date. A bench that fails, times out or
 prints no RATIO line gets a FAILED row; the others still run and the table is still written.
 
-    python bench/run_all.py               # full suite, ~10-13 min on 2 quiet CPU cores -> results.md
+    python bench/run_all.py               # full suite, ~25 min on 2 quiet CPU cores -> results.md
     python bench/run_all.py --quick       # every script on the tiny model -> results-quick.md
     python bench/run_all.py --only train,pull
 """
