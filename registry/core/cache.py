@@ -8,8 +8,13 @@ written atomically (registry.core.fs), so processes may share one cache.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CACHE_ENV = "REGISTRY_CACHE"
 
@@ -41,3 +46,16 @@ def cache_dir(folder: str, *parts: str) -> Path:
     if folder not in FOLDERS:
         raise KeyError(f"unknown cache folder {folder!r}; add it to registry.core.cache.FOLDERS")
     return cache_root().joinpath(folder, *parts)
+
+
+def read_entry(path: Path, parse: Callable[[Any], T]) -> T | None:
+    """`parse` of the JSON entry at `path`, or None: absent, or corrupted. `parse` checks the
+    entry against its key (raising ValueError, or a KeyError/TypeError/AttributeError on a wrong
+    shape); a corrupted entry is deleted, so the next use reads the source again."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # UnicodeError included
+        path.unlink(missing_ok=True)
+        return None

@@ -10,6 +10,7 @@ or a local remote, so a repo with 1,000 specs costs what the change costs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import posixpath
@@ -66,6 +67,11 @@ def try_git(cwd: Path, *args: str, timeout: float | None = None) -> bytes | None
         return run_git(cwd, *args, timeout=timeout, error=RegistryError)
     except RegistryError:
         return None
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of `data` (what `git hash-object` prints; the Hub's blobId)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def run_dvc(cwd: Path, *args: str) -> str:

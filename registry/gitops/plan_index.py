@@ -19,15 +19,14 @@ costs a rebuild, never a wrong plan.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from registry.core.cache import cache_dir
+from registry.core.cache import cache_dir, read_entry
 from registry.core.fs import atomic_file
-from registry.core.git import GitReader, Snapshot
+from registry.core.git import GitReader, Snapshot, blob_id
 from registry.spec.loader import MAX_SPEC_BYTES
 from registry.spec.schema import SPEC_FILENAME
 
@@ -35,10 +34,6 @@ MAX_TOTAL = 64 * 1024 * 1024  # bytes of spec text one index may hold
 KEEP = 16  # indexes kept in the cache (newest first)
 _SPEC = re.compile(rf"^([^/]+)/{re.escape(SPEC_FILENAME)}$")  # inside adapters/
 _OID = re.compile(r"^[0-9a-f]{40,64}$")
-
-
-def _blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def specs_naming(git: GitReader, snap: Snapshot, needles: Iterable[str]) -> list[str]:
@@ -137,23 +132,19 @@ def _path(tree_id: str) -> Path:
 
 def _load(tree_id: str) -> dict[str, bytes] | None:
     """{path: text} of an index, every text checked against its blob id; None: absent or bad."""
-    path = _path(tree_id)
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+
+    def parse(entry: dict) -> dict[str, bytes]:
         if entry["tree"] != tree_id:
             raise ValueError("index of another tree")
         texts = {}
         for spec, (blob, text) in entry["specs"].items():
             data = text.encode("latin-1")
-            if _blob_id(data) != blob:
+            if blob_id(data) != blob:
                 raise ValueError("text does not match its blob id")
             texts[spec] = data
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeError):
-        path.unlink(missing_ok=True)
-        return None
-    return texts
+        return texts
+
+    return read_entry(_path(tree_id), parse)
 
 
 def _load_latest() -> dict[str, bytes] | None:
@@ -165,7 +156,7 @@ def _load_latest() -> dict[str, bytes] | None:
     if not _OID.match(tree_id):
         return None
     texts = _load(tree_id)
-    return {_blob_id(t): t for t in texts.values()} if texts is not None else None
+    return {blob_id(t): t for t in texts.values()} if texts is not None else None
 
 
 def _save(tree_id: str, specs: dict[str, tuple[str, bytes]]) -> None:

@@ -24,7 +24,6 @@ and why); `prefetch` reads the others with a few threads. Writes always read the
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +34,7 @@ from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, Rev
 
 from registry.artifact import REGISTRY_JSON, VERSION_FILES, Provenance
 from registry.core.fs import sha256_bytes
+from registry.core.git import blob_id
 from registry.errors import Conflict, InvalidInput, RegistryError, StoreError
 from registry.store.base import (
     PublishResult,
@@ -71,15 +71,11 @@ def _writes(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _git_blob_sha(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def _same(sibling: Any, data: bytes) -> bool:
     """Does a remote file hold `data`? LFS files carry a sha256, regular ones a git blob id."""
     if sibling.lfs is not None:
         return sibling.lfs.sha256 == sha256_bytes(data)
-    return sibling.blob_id == _git_blob_sha(data)
+    return sibling.blob_id == blob_id(data)
 
 
 def _fingerprint_of(sibling: Any) -> tuple:

@@ -36,7 +36,7 @@ import json
 import threading
 from typing import Any
 
-from registry.core.cache import cache_dir
+from registry.core.cache import cache_dir, read_entry
 from registry.core.fs import atomic_file
 
 # (branches, tags), each name -> commit; None: the repo does not exist
@@ -66,21 +66,21 @@ def _checksum(body: dict) -> str:
 
 def load_refs(store_url: str, repo: str, state: State) -> Refs | None:
     """The refs last read of `repo`, if they were read when the listing said `state`."""
-    path = _entry_path(store_url, repo)
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+
+    def parse(entry: dict) -> tuple[State, dict[str, str], dict[str, str]]:
         body = entry["body"]
         if entry["sum"] != _checksum(body) or body["store"] != store_url or body["repo"] != repo:
             raise ValueError("entry does not match its key or its checksum")
         branches, tags = dict(body["branches"]), dict(body["tags"])
         if not all(isinstance(v, str) for v in (*branches.values(), *tags.values())):
             raise ValueError("not a refs entry")
-    except FileNotFoundError:
+        return (body["sha"], body["last_modified"]), branches, tags
+
+    read = read_entry(_entry_path(store_url, repo), parse)
+    if read is None:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        path.unlink(missing_ok=True)
-        return None
-    if state[0] is None or (body["sha"], body["last_modified"]) != state:
+    seen, branches, tags = read
+    if state[0] is None or seen != state:
         return None
     if branches.get("main") != state[0]:
         return None

@@ -22,15 +22,12 @@ import os
 import re
 from pathlib import Path
 
-from registry.core.cache import cache_dir
+from registry.core.cache import cache_dir, read_entry
 from registry.core.fs import atomic_file
+from registry.core.git import blob_id
 
 FULL_ENV = "REGISTRY_FULL"
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def git_blob_sha(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def is_commit(rev: str) -> bool:
@@ -52,20 +49,14 @@ def get(store_url: str, repo: str, commit: str, *, trust: bool = True) -> bytes 
     corrupted, or not trusted (`trust` False, or REGISTRY_FULL set)."""
     if not trust or not is_commit(commit) or not trusting():
         return None
-    path = _path(store_url, repo, commit)
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+
+    def parse(entry: dict) -> bytes:
         data = entry["text"].encode("utf-8") if entry["text"] is not None else None
-        if entry["commit"] != commit or (
-            data is not None and git_blob_sha(data) != entry["git_blob"]
-        ):
+        if entry["commit"] != commit or (data is not None and blob_id(data) != entry["git_blob"]):
             raise ValueError("entry does not match its key or its own blob id")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        path.unlink(missing_ok=True)  # corrupted: read from the store again
-        return None
-    return data if data is not None else b""
+        return data if data is not None else b""
+
+    return read_entry(_path(store_url, repo, commit), parse)
 
 
 def put(store_url: str, repo: str, commit: str, data: bytes | None) -> None:
@@ -77,7 +68,7 @@ def put(store_url: str, repo: str, commit: str, data: bytes | None) -> None:
         text = data.decode("utf-8") if data is not None else None
     except UnicodeDecodeError:
         return  # not a manifest we can keep as text; read it from the store each time
-    blob = git_blob_sha(data) if data else None
+    blob = blob_id(data) if data else None
     entry = {"commit": commit, "git_blob": blob, "text": text}
     _write(_path(store_url, repo, commit), entry)
     if blob is not None:
@@ -103,17 +94,14 @@ def get_blob(store_url: str, blob: str) -> bytes | None:
     it has just read from the store)."""
     if not _COMMIT.fullmatch(blob or ""):
         return None
-    path = _blob_path(store_url, blob)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))["text"].encode("utf-8")
-        if git_blob_sha(data) != blob:
+
+    def parse(entry: dict) -> bytes:
+        data = entry["text"].encode("utf-8")
+        if blob_id(data) != blob:
             raise ValueError("entry is not the blob it is named after")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        path.unlink(missing_ok=True)
-        return None
-    return data
+        return data
+
+    return read_entry(_blob_path(store_url, blob), parse)
 
 
 def get_paths(
@@ -122,18 +110,14 @@ def get_paths(
     """path -> git blob id (None: not recorded) of the tree at `commit`, when cached."""
     if not trust or not is_commit(commit) or not trusting():
         return None
-    path = _path(store_url, repo, commit, "paths")
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+
+    def parse(entry: dict) -> dict[str, str | None]:
         if entry["commit"] != commit or not all(isinstance(p, str) for p in entry["paths"]):
             raise ValueError("entry does not match its key")
         blobs = entry.get("blobs") or {}
         return {p: blobs.get(p) if isinstance(blobs.get(p), str) else None for p in entry["paths"]}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        path.unlink(missing_ok=True)
-        return None
+
+    return read_entry(_path(store_url, repo, commit, "paths"), parse)
 
 
 def put_paths(store_url: str, repo: str, commit: str, paths: dict[str, str | None]) -> None:
