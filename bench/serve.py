@@ -5,10 +5,13 @@ published to a file:// store and served by the real `registry serve` CLI on 127.
 number of chat requests (--requests, --max-tokens each, greedy) is sent by --clients concurrent
 `openai` clients, in two scenarios measured alternately (--repeats rounds each):
   one    every request names the same adapter: concurrent requests share batches;
-  four   request i names adapter i % 4: one base, a switch between batches, and batches
-         hold one adapter each, so they are smaller.
-Per scenario: requests/s, p50 and p99 latency, the mean batch size (from /health). The ratio
-is the switching overhead: requests/s of one adapter / requests/s of four (1.0 = free).
+  four   request i names adapter i % 4: one base; concurrent requests of the four adapters
+         share batches too (PEFT's mixed-batch inference, one adapter per row), at the cost
+         of each LoRA layer gathering its rows per adapter.
+Per scenario: requests/s, p50 and p99 latency, the mean batch size and the share of batches
+holding more than one adapter (both from /health). The ratio is the switching overhead:
+requests/s of one adapter / requests/s of four (1.0 = free). Both scenarios run on the same
+server, alternately, with the same prompts, clients and token counts.
 
     python bench/serve.py [--model smollm2|tiny] [--requests 48] [--clients 8] [--quick]
 
@@ -186,10 +189,12 @@ def main() -> None:
                     run = load(server.url, models, args.requests, args.clients, args.max_tokens)
                     after = server.batching()
                     done = after["requests"] - before["requests"]
-                    run["batch"] = done / max(1, after["batches"] - before["batches"])
+                    batches = max(1, after["batches"] - before["batches"])
+                    run["batch"] = done / batches
+                    run["mixed"] = (after["mixed"] - before["mixed"]) / batches
                     runs[label].append(run)
                     print(f"{label}: {run['rps']:.2f} requests/s, p50 {run['p50']:.2f} s, "
-                          f"batch {run['batch']:.1f}", flush=True)  # fmt: skip
+                          f"batch {run['batch']:.1f}, mixed {run['mixed']:.0%}", flush=True)  # fmt: skip
         finally:
             server.stop()
 
@@ -199,18 +204,18 @@ def main() -> None:
     }
     print(f"\n{args.requests} requests x {args.repeats} rounds per scenario, {args.clients} "
           f"clients, {args.max_tokens} new tokens each, greedy, base {BASE_MODELS[args.model]}")  # fmt: skip
-    print("| adapters | requests/s | p50 latency | p99 latency | mean batch |")
-    print("|---|---:|---:|---:|---:|")
+    print("| adapters | requests/s | p50 latency | p99 latency | mean batch | mixed batches |")
+    print("|---|---:|---:|---:|---:|---:|")
     for label, s in summary.items():
         print(f"| {label} | {s['rps']:.2f} | {s['p50'] * 1000:.0f} ms | {s['p99'] * 1000:.0f} ms "
-              f"| {s['batch']:.1f} |")  # fmt: skip
+              f"| {s['batch']:.1f} | {s['mixed']:.0%} |")  # fmt: skip
     overhead = summary["one"]["rps"] / summary["four"]["rps"]
     ratio(
         "serve switching overhead",
         f"{overhead:.2f}x",
         "<= 2x",
         f"requests/s, 1 adapter ({summary['one']['rps']:.2f}/s) / 4 interleaved on one base "
-        f"({summary['four']['rps']:.2f}/s), {args.clients} clients",
+        f"({summary['four']['rps']:.2f}/s, mixed-adapter batches), {args.clients} clients",
     )
     ratio(
         "serve p99 latency, 4 adapters / 1",

@@ -5,11 +5,20 @@ Invariants:
 - Only the worker thread touches the model: generation, attaching and detaching adapters
   (those arrive as control tasks and run between batches, so a batch never sees the model
   change under it).
-- A batch is one `model.generate` call over left-padded prompts of one adapter (or of the base,
-  adapters disabled), greedy unless the request asked for sampling. For one request it is the
-  exact call `AdapterFleet.generate` makes (same prompt text, same tokens, same settings), so
-  the served answer equals the library's. Each row stops on its own: end of sequence, its own
-  max_tokens, a stop string, or its client going away (a StoppingCriteria per row).
+- A batch is one `model.generate` call over left-padded prompts that share one sampling
+  setting (greedy unless the request asked for sampling). Rows of one adapter (or of the base,
+  adapters disabled) run as `AdapterFleet.generate` runs them: for one request it is the exact
+  call the library makes (same prompt text, same tokens, same settings), so the served answer
+  equals the library's. Rows of several adapters and the base run in one call through PEFT's
+  mixed-batch inference (`adapter_names`, one per row, "__base__" for the base): each row's
+  LoRA layers add that row's adapter only, so its answer is the one it gets alone. The names
+  reach the layers through hooks that are removed however the call ends (`_rows_on`).
+- Only adapters PEFT mixes exactly join mixed batches: plain LoRA on Linear / Embedding layers,
+  unmerged (`mix_refusal` says why another is refused: PEFT raises for DoRA, merged adapters,
+  MultiheadAttention and target_parameters layers; other LoRA variants and modules_to_save
+  are not mixed here either). Such an adapter's requests batch by themselves, as before.
+- Each row stops on its own: end of sequence, its own max_tokens, a stop string, or its client
+  going away (a StoppingCriteria per row).
 - Streamed text is the final text cut into pieces: deltas only ever extend what was sent, and
   their sum equals the non-streamed answer (leading/trailing whitespace stripped as
   AdapterFleet.generate strips it; an incomplete UTF-8 tail is held back).
@@ -20,8 +29,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Hashable, Iterator
 from concurrent.futures import Future
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +40,63 @@ from registry.serve.batching import Batcher, Job
 from registry.store.pull import PulledAdapter
 
 log = logging.getLogger("registry.serve")
+
+BASE_ROW = "__base__"  # PEFT's adapter_names entry for a row on the base model alone
+
+
+def mix_refusal(model: Any, key: str) -> str | None:
+    """Why adapter `key` of a PeftModel cannot share a batch with other adapters through
+    PEFT's `adapter_names`, or None when it can."""
+    from peft import LoraConfig
+    from peft.tuners.lora import Embedding, Linear, LoraLayer
+
+    config = model.peft_config.get(key)
+    if not isinstance(config, LoraConfig):
+        return f"a {type(config).__name__} adapter: mixed batches are a LoRA feature"
+    if config.use_dora:
+        return "DoRA: PEFT refuses adapter_names with DoRA layers"
+    if config.modules_to_save or getattr(config, "trainable_token_indices", None):
+        return "modules_to_save / trainable tokens: not mixed here (untested)"
+    held = 0
+    for name, layer in model.named_modules():
+        if not isinstance(layer, LoraLayer):
+            continue
+        if key not in layer.lora_A and key not in layer.lora_embedding_A:
+            continue
+        held += 1
+        if type(layer) not in (Linear, Embedding):
+            return f"{type(layer).__name__} layer {name}: no exact mixed-batch forward"
+        if key in layer.lora_variant:
+            return f"LoRA variant {type(layer.lora_variant[key]).__name__} at {name}"
+        if layer.merged:
+            return f"merged into the base weights at {name}"
+    return None if held else "no LoRA layer holds it"
+
+
+@contextmanager
+def _rows_on(model: Any, names: list[str]) -> Iterator[None]:
+    """While generating, every LoRA layer (and modules_to_save wrapper) of `model` gets
+    `adapter_names=names`, one adapter per row: what `PeftModel.generate(adapter_names=...)`
+    arranges, but exception-safe. PEFT 0.21's own context manager removes its hooks only when
+    generation succeeds; after a failed batch (a client callback raising, say) every later
+    forward would get the stale names and fail."""
+    from peft.tuners.lora import LoraLayer
+    from peft.utils import AuxiliaryTrainingWrapper
+
+    def inject(module, args, kwargs):
+        kwargs["adapter_names"] = names
+        return args, kwargs
+
+    handles = [
+        m.register_forward_pre_hook(inject, with_kwargs=True)
+        for m in model.modules()
+        if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @dataclass
@@ -111,6 +178,39 @@ class Engine:
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        # adapter key -> why it batches alone; keys absent from both never mix
+        self.solo: dict[str, str] = {}
+        self._mixable: set[str] = set()
+        for key in list(fleet.adapters):
+            self._check_mix(key)
+        batcher.mix = self.mix_key
+
+    # ---- mixed batches ----
+
+    def _check_mix(self, key: str) -> None:
+        """Worker thread (or before it starts): record whether `key` may join mixed batches."""
+        reason = mix_refusal(self.fleet.model, key)
+        if reason is None:
+            self._mixable.add(key)
+            return
+        self.solo[key] = reason
+        pulled = self.fleet.adapters[key]
+        log.info("%s@%s batches alone: %s", pulled.name, pulled.version, reason)
+
+    def _forget_mix(self, key: str) -> None:
+        self._mixable.discard(key)
+        self.solo.pop(key, None)
+
+    def mix_key(self, job: Job) -> Hashable | None:
+        """The batcher's `mix`: jobs with one key (their sampling settings) may share a batch
+        across adapters; None keeps a job in batches of its own group."""
+        try:
+            key, sampling = job.group
+        except (TypeError, ValueError):
+            return None
+        if key is not None and key not in self._mixable:
+            return None
+        return ("mix", sampling)
 
     # ---- tokenizer (any thread) ----
 
@@ -143,13 +243,18 @@ class Engine:
         self.batcher.fail_all(RuntimeError("the server is shutting down"))
 
     def attach(self, pulled: PulledAdapter, key: str) -> Future:
-        return self.batcher.call(lambda: self.fleet.attach(pulled, key))
+        def run() -> None:
+            self.fleet.attach(pulled, key)
+            self._check_mix(key)  # before the slot is routed: its first job sees the answer
+
+        return self.batcher.call(run)
 
     def detach(self, key: str) -> Future:
         def run() -> bool:
             if key not in self.fleet.adapters or len(self.fleet.adapters) == 1:
                 return False  # the last adapter stays: PEFT needs one
             self.fleet.detach(key)
+            self._forget_mix(key)
             return True
 
         return self.batcher.call(run)
@@ -181,15 +286,23 @@ class Engine:
             job.on_done(result)
 
     def generate(self, jobs: list[Job]) -> list[Result]:
-        """Run one batch (all jobs of one group) to the end; worker thread only."""
+        """Run one batch (one group, or one mix key) to the end; worker thread only."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        key, _ = jobs[0].group
+        keys = [job.group[0] for job in jobs]
         model = self.fleet.model
+        for k in set(keys) - {None}:
+            if k not in self.fleet.adapters:
+                raise RuntimeError(f"adapter slot {k} was unloaded before its batch ran")
+        key, mixed = keys[0], nullcontext()
+        if len(set(keys)) > 1:  # rows of several adapters (and maybe the base): PEFT mixes them
+            refused = {k for k in keys if k is not None and k not in self._mixable}
+            if refused:
+                raise RuntimeError(f"adapter slots {sorted(refused)} cannot share a batch")
+            mixed = _rows_on(model, [BASE_ROW if k is None else k for k in keys])
+            key = next(k for k in keys if k is not None)  # active: a plain LoRA one
         if key is not None:
-            if key not in self.fleet.adapters:
-                raise RuntimeError(f"adapter slot {key} was unloaded before its batch ran")
             self.fleet.use(key)
         width = max(len(j.prompt_ids) for j in jobs)
         ids = [[self.pad_id] * (width - len(j.prompt_ids)) + j.prompt_ids for j in jobs]
@@ -212,7 +325,8 @@ class Engine:
             if sampling.get("seed") is not None:
                 torch.manual_seed(sampling["seed"])
         device = model.device
-        with torch.no_grad(), model.disable_adapter() if key is None else nullcontext():
+        adapters = model.disable_adapter() if key is None else nullcontext()
+        with torch.no_grad(), adapters, mixed:
             model.generate(
                 input_ids=torch.tensor(ids, device=device),
                 attention_mask=torch.tensor(mask, device=device),

@@ -18,13 +18,16 @@ import torch
 
 # (name, version) -> seed: each version is a distinct random LoRA, so the answers tell the
 # versions apart (on the tiny random model each greedily repeats one byte: '$', 'e', ...).
-SEEDS = {("alpha", "1.0.0"): 3, ("alpha", "1.1.0"): 1, ("beta", "1.0.0"): 14, ("beta", "1.1.0"): 8}
+SEEDS = {("alpha", "1.0.0"): 3, ("alpha", "1.1.0"): 1, ("beta", "1.0.0"): 14, ("beta", "1.1.0"): 8,
+         ("delta", "1.0.0"): 7}  # fmt: skip
 PROMPTS = ["dog", "Tell me about the sea."]
 
 
-def lora_version(folder: Path, tiny_model, *, name: str, version: str, seed: int, r: int = 4):
-    """A real PEFT LoRA for the tiny model with non-zero B, plus provenance and a passing
-    report, ready for publish_version."""
+def lora_version(
+    folder: Path, tiny_model, *, name: str, version: str, seed: int, r: int = 4, dora: bool = False
+):
+    """A real PEFT LoRA (or DoRA) for the tiny model with non-zero B, plus provenance and a
+    passing report, ready for publish_version."""
     from peft import LoraConfig, get_peft_model
 
     from registry.spec.base_model import load_base_model
@@ -32,11 +35,13 @@ def lora_version(folder: Path, tiny_model, *, name: str, version: str, seed: int
     torch.manual_seed(seed)
     model = get_peft_model(
         load_base_model(tiny_model),
-        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"]),
+        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], use_dora=dora),
     )
     for pname, param in model.named_parameters():
         if "lora_B" in pname:
             torch.nn.init.normal_(param, std=0.5)
+        elif "lora_magnitude_vector" in pname:  # DoRA: a new direction alone moves too little
+            param.data.mul_(torch.empty_like(param).uniform_(2.0, 4.0))
     model.save_pretrained(folder)
     fingerprint = f"sha256:{seed:032d}{r:032d}"
     provenance = {
@@ -44,7 +49,7 @@ def lora_version(folder: Path, tiny_model, *, name: str, version: str, seed: int
         "version": version,
         "fingerprint": fingerprint,
         "base_model": tiny_model.provenance(),
-        "spec": {"method": "lora"},
+        "spec": {"method": "dora" if dora else "lora"},
         "overrides": {},
         "training": {},
     }
@@ -56,20 +61,30 @@ def lora_version(folder: Path, tiny_model, *, name: str, version: str, seed: int
     return folder
 
 
-def publish(store, tmp: Path, tiny_model, name: str, version: str, *, r: int = 4) -> None:
+def publish(
+    store, tmp: Path, tiny_model, name: str, version: str, *, r: int = 4, dora: bool = False
+) -> None:
     from registry.store.publish import publish_version
 
     folder = tmp / f"build-{name}-{version}"
-    lora_version(folder, tiny_model, name=name, version=version, seed=SEEDS[(name, version)], r=r)
+    seed = SEEDS[(name, version)]
+    lora_version(folder, tiny_model, name=name, version=version, seed=seed, r=r, dora=dora)
     publish_version(name, folder, store)
 
 
-def make_store(tmp: Path, tiny_model, versions: list[tuple[str, str]], current: dict[str, str]):
+def make_store(
+    tmp: Path,
+    tiny_model,
+    versions: list[tuple[str, str]],
+    current: dict[str, str],
+    dora: frozenset[str] = frozenset(),
+):
+    """A file:// store holding `versions`; the names in `dora` are DoRA adapters."""
     from registry.store import open_store
 
     store = open_store((tmp / "store").as_uri())
     for name, version in versions:
-        publish(store, tmp, tiny_model, name, version)
+        publish(store, tmp, tiny_model, name, version, dora=name in dora)
     for name, version in current.items():
         store.set_current(name, version)
     return store
@@ -179,6 +194,20 @@ class Cli:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@contextmanager
+def held(server) -> Iterator[None]:
+    """The server's generation thread blocked in a control task while the block runs: requests
+    queue up, and when it is let go the batches form from what waits. Which requests share a
+    batch is then decided by the batching rules alone, not by CPU speed or thread timing."""
+    gate = threading.Event()
+    done = server.engine.batcher.call(gate.wait)
+    try:
+        yield
+    finally:
+        gate.set()
+        done.result(30)
 
 
 @contextmanager
