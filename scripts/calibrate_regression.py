@@ -11,7 +11,8 @@ suite with the base model, the adapter as trained, and the same adapter with its
 - the suite size at which a drop of 5 points is detected with 80% power (McNemar, two-sided
   alpha 0.05), from the adapter's own discordance rate.
 
-    python scripts/calibrate_regression.py --adapter runs/pr1 [--scale 2 --scale 3] [--resamples 20]
+    python scripts/calibrate_regression.py --adapter runs/pr1 [--scale 2 --scale 3] [--resamples 20] \
+        [--json out.json] [--plot out.png]
 
 Generations are remembered in the registry cache (keyed by the adapter file's sha256 and the
 scale), like every evaluation, so a rerun is cheap.
@@ -21,39 +22,74 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from statistics import NormalDist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from registry.core.fs import sha256_file  # noqa: E402
+from registry.evaluate.calibration import (  # noqa: E402
+    mcnemar_sample_size,
+    resampled_pass_rate,
+    scaled_adapter,
+)
 from registry.evaluate.regression import account  # noqa: E402
 from registry.spec.suite import suite_path  # noqa: E402
 
 
-def scaled_copy(adapter: Path, scale: float, out: Path) -> Path:
-    """The adapter with every lora_B multiplied by `scale` (a stronger, more damaging delta)."""
-    from safetensors.torch import load_file, save_file
-
-    shutil.copytree(adapter, out, dirs_exist_ok=True)
-    tensors = load_file(str(adapter / "adapter_model.safetensors"))
-    tensors = {k: (v * scale if "lora_B" in k else v) for k, v in tensors.items()}
-    save_file(tensors, str(out / "adapter_model.safetensors"))
-    return out
+def contender_name(scale: float) -> str:
+    """A PEFT adapter name for a scale (module names cannot hold a dot: 1.5 -> x1_5)."""
+    return "x" + f"{scale:g}".replace(".", "_")
 
 
-def sample_size(p_discordant: float, drop: float = 0.05, power: float = 0.8) -> int:
-    """Items needed for McNemar to detect a net drop `drop` (Connor 1987 approximation)."""
-    z_a, z_b = NormalDist().inv_cdf(0.975), NormalDist().inv_cdf(power)
-    p_d = max(p_discordant, drop + 1e-9)
-    n = (z_a * math.sqrt(p_d) + z_b * math.sqrt(p_d - drop**2)) ** 2 / drop**2
-    return math.ceil(n)
+def render_plot(out: dict, path: Path) -> None:
+    """Delta with its 95% interval per LoRA B scale, the rule's bound, and the resampled pass
+    rate written over each point: where the interval crosses the bound the verdict is luck."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(out["adapters"].values(), key=lambda r: r["scale"])
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    for r in rows:
+        colour = "#2e7d32" if r["passes_full_suite"] else "#c62828"
+        low, high = r["ci"]
+        ax.errorbar(
+            r["scale"],
+            r["delta"],
+            yerr=[[r["delta"] - low], [high - r["delta"]]],
+            fmt="o",
+            color=colour,
+            capsize=4,
+        )
+        ax.annotate(
+            f"{r['broken']} broken / {r['fixed']} fixed\npasses {r['resampled_pass_rate']:.0%}",
+            (r["scale"], high),
+            xytext=(0, 6),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+        )
+    ax.axhline(-out["bound"], color="#c62828", linestyle="--", linewidth=1)
+    ax.axhline(0.0, color="#9e9e9e", linewidth=1)
+    ax.set_xlabel("LoRA B scale (1 = the adapter as trained)", fontsize=8)
+    ax.set_ylabel("accuracy change vs base, 95% paired CI", fontsize=8)
+    ax.set_title(
+        f"general suite, n={out['n']}: the rule passes when the interval's lower end is above\n"
+        f"the dashed line ({-out['bound']:+.2f}); % = share of {out['resamples']} resampled "
+        "suites on which it passes",
+        fontsize=8,
+    )
+    scales = [r["scale"] for r in rows]
+    ax.set_xlim(min(scales) - 0.35, max(scales) + 0.35)
+    ax.set_ylim(top=max(r["ci"][1] for r in rows) + 0.08)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> int:
@@ -65,6 +101,7 @@ def main() -> int:
     ap.add_argument("--resamples", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--plot", type=Path, help="also draw them here (PNG)")
     args = ap.parse_args()
     scales = args.scale or [2.0]
 
@@ -86,9 +123,9 @@ def main() -> int:
         load_base_model(resolved), str(args.adapter), adapter_name="x1"
     )
     tmp = Path(tempfile.mkdtemp(prefix="calibrate-"))
-    scaled = [f"x{scale:g}" for scale in scales]
+    scaled = [contender_name(scale) for scale in scales]
     for name, scale in zip(scaled, scales, strict=True):
-        model.load_adapter(str(scaled_copy(args.adapter, scale, tmp / name)), adapter_name=name)
+        model.load_adapter(str(scaled_adapter(args.adapter, scale, tmp / name)), adapter_name=name)
     model.eval()
 
     base_id = resolved.weights_id(None)
@@ -110,10 +147,14 @@ def main() -> int:
         )
         ok[contender] = [check(it, a) for it, a in zip(items, answers[contender], strict=True)]
 
-    out: dict = {"n": len(items), "bound": args.bound, "scales": scales, "adapters": {}}
-    rng = random.Random(0)
-    resampled = [[rng.randrange(len(items)) for _ in items] for _ in range(args.resamples)]
-    for contender in contenders:
+    out: dict = {
+        "n": len(items),
+        "bound": args.bound,
+        "resamples": args.resamples,
+        "scales": scales,
+        "adapters": {},
+    }
+    for contender, scale in zip(contenders, [1.0, *scales], strict=True):
         full = account(
             "general",
             "general",
@@ -123,20 +164,12 @@ def main() -> int:
             ok["base"],
             ok[contender],
         )
-        passes = 0
-        for idx in resampled:
-            r = account(
-                "general",
-                "general",
-                [items[i] for i in idx],
-                [answers["base"][i] for i in idx],
-                [answers[contender][i] for i in idx],
-                [ok["base"][i] for i in idx],
-                [ok[contender][i] for i in idx],
-            )
-            passes += r.ci[0] >= -args.bound
+        pass_rate = resampled_pass_rate(
+            ok["base"], ok[contender], max_drop=args.bound, resamples=args.resamples
+        )
         discordant = (full.broken + full.fixed) / full.n
         out["adapters"][contender] = {
+            "scale": scale,
             "base_correct": full.base_correct,
             "adapter_correct": full.adapter_correct,
             "broken": full.broken,
@@ -146,9 +179,9 @@ def main() -> int:
             "ci": list(full.ci),
             "p": full.p,
             "passes_full_suite": full.ci[0] >= -args.bound,
-            "resampled_pass_rate": passes / args.resamples,
+            "resampled_pass_rate": pass_rate,
             "discordant_rate": discordant,
-            "n_for_80pct_power_at_5pt_drop": sample_size(discordant),
+            "n_for_80pct_power_at_5pt_drop": mcnemar_sample_size(discordant),
             "broken_examples": full.broken_items[:5],
         }
     out["wall_s"] = round(time.perf_counter() - started, 1)
@@ -164,7 +197,7 @@ def main() -> int:
     )
     print("|---|---:|---:|---:|---:|---|---:|---|---:|---:|")
     for name, r in out["adapters"].items():
-        label = "as trained" if name == "x1" else f"LoRA B {name}"
+        label = "as trained" if name == "x1" else f"LoRA B x{r['scale']:g}"
         print(
             f"| {label} | {r['base_correct']} | {r['adapter_correct']} | {r['broken']} | "
             f"{r['fixed']} | {r['delta']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] | "
@@ -173,6 +206,8 @@ def main() -> int:
         )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    if args.plot:
+        render_plot(out, args.plot)
     return 0
 
 
