@@ -20,7 +20,7 @@ TORCH_CPU_WHEELS ?= $(wildcard /opt/wheels/torch-*+cpu-*.whl)
 LOCK_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: FORCE install lock data test test-fast lint demo bench schema clean
+.PHONY: FORCE install lock data test test-calibration test-fast lint demo bench schema clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ data: install
 
 test: install data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The calibration check of docs/calibration.md: trains the shipped ticket-json for real and
+# doubles its LoRA B (~11 min on 2 cores); too slow for `make test`, run by CI after it.
+test-calibration: install
+	$(PY) -m pytest --calibration -m calibration tests/calibration $(PYTEST_ARGS)
 
 test-fast: install data
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
