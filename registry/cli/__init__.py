@@ -52,7 +52,7 @@ def cli() -> None:
     help="Eval items per version (the spec's eval.limit in the demo).",
 )
 def demo(workdir, eval_limit):
-    """The whole story end to end on the embedded SmolLM2-135M model (~12 min on 2 CPU cores).
+    """The whole story end to end on the embedded SmolLM2-135M model (~15 min on 2 CPU cores).
 
     \b
     PR adds a spec -> plan -> validate -> train -> eval -> gate -> report -> merge ->
