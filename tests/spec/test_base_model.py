@@ -56,8 +56,14 @@ def test_unpinned_or_unknown_refs_are_invalid():
 
 
 def test_uncached_hub_model_is_a_clear_error_offline(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
+    # huggingface_hub reads both at import: once another test has imported it, only its
+    # constants decide (without this the call went to the network and took 23 s to fail)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(InvalidInput, match="not in the local HF cache"):
         resolve_base_model("HuggingFaceTB/SmolLM2-135M-Instruct@" + "0" * 40)
 
