@@ -34,6 +34,8 @@ from pathlib import Path
 
 from benchkit import BASE_MODELS, isolated_cache, parse_args, ratio
 
+from registry.core.proc import stop_process
+
 PROMPTS = [
     "My order #4417 has not arrived and I am upset.",
     "Write one sentence about the sea.",
@@ -102,11 +104,7 @@ class Server:
             return json.loads(r.read())["batching"]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop_process(self.proc)
 
 
 def load(url: str, models: list[str], requests: int, clients: int, max_tokens: int) -> dict:

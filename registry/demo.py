@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from registry.artifact import read_provenance
+from registry.core.proc import stop_process
 from registry.errors import GateFailed, RegistryError
 
 DEMO_ADAPTER = "ticket-json"
@@ -244,12 +245,7 @@ class _Served:
         self._wait(lambda: current() == version, seconds)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 def _ticket(sb: Sandbox) -> list[dict[str, str]]:

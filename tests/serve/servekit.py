@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from registry.core.proc import stop_process
+
 # (name, version) -> seed: each version is a distinct random LoRA, so the answers tell the
 # versions apart (on the tiny random model each greedily repeats one byte: '$', 'e', ...).
 SEEDS = {("alpha", "1.0.0"): 3, ("alpha", "1.1.0"): 1, ("beta", "1.0.0"): 14, ("beta", "1.1.0"): 8,
@@ -188,12 +190,7 @@ class Cli:
         return self.log.read_text()[-4000:]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @contextmanager
