@@ -36,6 +36,7 @@ from registry.evaluate.calibration import (  # noqa: E402
     resampled_pass_rate,
     scaled_adapter,
 )
+from registry.evaluate.gate import within_max_drop  # noqa: E402
 from registry.evaluate.regression import account  # noqa: E402
 from registry.spec.suite import suite_path  # noqa: E402
 
@@ -178,7 +179,7 @@ def main() -> int:
             "delta": full.delta,
             "ci": list(full.ci),
             "p": full.p,
-            "passes_full_suite": full.ci[0] >= -args.bound,
+            "passes_full_suite": within_max_drop(full.ci[0], args.bound),
             "resampled_pass_rate": pass_rate,
             "discordant_rate": discordant,
             "n_for_80pct_power_at_5pt_drop": mcnemar_sample_size(discordant),

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
 
+from registry.evaluate.gate import within_max_drop
 from registry.evaluate.generate import BASE
 from registry.evaluate.stats import compare
 
@@ -61,7 +62,8 @@ def resampled_pass_rate(
     """The share of `resamples` bootstrap suites on which `max_drop_vs_base: max_drop` passes.
 
     Each resampled suite draws len(base_ok) items with replacement and gets the gate's own
-    statistics (stats.compare: paired bootstrap interval), so a pass here is a pass there.
+    statistics (stats.compare: paired bootstrap interval) and test (gate.within_max_drop), so a
+    pass here is a pass there.
     """
     n = len(base_ok)
     if n == 0 or n != len(adapter_ok):
@@ -79,7 +81,7 @@ def resampled_pass_rate(
             binary=True,
             seed=seed,
         )
-        passes += c.ci_low >= -max_drop
+        passes += within_max_drop(c.ci_low, max_drop)
     return passes / resamples
 
 

@@ -110,6 +110,12 @@ def _bound_check(rule_key: str, metric: str, threshold: float, value: float | No
     return RuleResult(rule_key, metric, value, threshold, passed, message)
 
 
+def within_max_drop(ci_low: float, max_drop: float) -> bool:
+    """`max_drop_vs_base`: the interval's lower end rules out a drop bigger than `max_drop`
+    (the one test of the rule, also used by calibration.py on resampled suites)."""
+    return ci_low >= -max_drop
+
+
 def _suite_checks(rule: GateRule, result: SuiteResult | None) -> list[RuleResult]:
     suite = f"suite:{rule.suite}"
     checks: list[RuleResult] = []
@@ -128,7 +134,7 @@ def _suite_checks(rule: GateRule, result: SuiteResult | None) -> list[RuleResult
         )
         if key == "max_drop_vs_base":
             low = result.ci[0]
-            passed = low >= -threshold
+            passed = within_max_drop(low, threshold)
             message = (
                 f"{rule.suite}: accuracy {result.base_accuracy:.3f} -> {result.adapter_accuracy:.3f}"
                 f" ({_fmt(result.delta)}, 95% CI lower bound {_fmt(low)}); {counts}; "
