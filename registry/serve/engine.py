@@ -178,37 +178,35 @@ class Engine:
         self.pad_id = pad if pad is not None else (min(self.eos_ids) if self.eos_ids else 0)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        # adapter key -> why it batches alone; keys absent from both never mix
-        self.solo: dict[str, str] = {}
-        self._mixable: set[str] = set()
+        # adapter key -> why it batches alone, or None once checked mixable; an unchecked key
+        # never mixes (deny until mix_refusal has looked at its layers)
+        self._refusals: dict[str, str | None] = {}
         for key in list(fleet.adapters):
             self._check_mix(key)
         batcher.mix = self.mix_key
 
     # ---- mixed batches ----
 
+    @property
+    def solo(self) -> dict[str, str]:
+        """Adapter key -> why it batches alone."""
+        return {key: why for key, why in self._refusals.items() if why is not None}
+
+    def _mixable(self, key: str) -> bool:
+        return key in self._refusals and self._refusals[key] is None
+
     def _check_mix(self, key: str) -> None:
         """Worker thread (or before it starts): record whether `key` may join mixed batches."""
-        reason = mix_refusal(self.fleet.model, key)
-        if reason is None:
-            self._mixable.add(key)
-            return
-        self.solo[key] = reason
-        pulled = self.fleet.adapters[key]
-        log.info("%s@%s batches alone: %s", pulled.name, pulled.version, reason)
-
-    def _forget_mix(self, key: str) -> None:
-        self._mixable.discard(key)
-        self.solo.pop(key, None)
+        reason = self._refusals[key] = mix_refusal(self.fleet.model, key)
+        if reason is not None:
+            pulled = self.fleet.adapters[key]
+            log.info("%s@%s batches alone: %s", pulled.name, pulled.version, reason)
 
     def mix_key(self, job: Job) -> Hashable | None:
         """The batcher's `mix`: jobs with one key (their sampling settings) may share a batch
         across adapters; None keeps a job in batches of its own group."""
-        try:
-            key, sampling = job.group
-        except (TypeError, ValueError):
-            return None
-        if key is not None and key not in self._mixable:
+        key, sampling = job.group
+        if key is not None and not self._mixable(key):
             return None
         return ("mix", sampling)
 
@@ -254,7 +252,7 @@ class Engine:
             if key not in self.fleet.adapters or len(self.fleet.adapters) == 1:
                 return False  # the last adapter stays: PEFT needs one
             self.fleet.detach(key)
-            self._forget_mix(key)
+            self._refusals.pop(key, None)
             return True
 
         return self.batcher.call(run)
@@ -297,7 +295,7 @@ class Engine:
                 raise RuntimeError(f"adapter slot {k} was unloaded before its batch ran")
         key, mixed = keys[0], nullcontext()
         if len(set(keys)) > 1:  # rows of several adapters (and maybe the base): PEFT mixes them
-            refused = {k for k in keys if k is not None and k not in self._mixable}
+            refused = {k for k in keys if k is not None and not self._mixable(k)}
             if refused:
                 raise RuntimeError(f"adapter slots {sorted(refused)} cannot share a batch")
             mixed = _rows_on(model, [BASE_ROW if k is None else k for k in keys])
